@@ -1,0 +1,64 @@
+# Set-up and every routine task of the book. Two commands do everything on a fresh machine:
+#   make book   build the HTML book            make test   lint, tests, notebooks, strict book build
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+# Use the active virtual environment if there is one, else create ./.venv.
+VENV ?= $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),.venv)
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.recsys-book-installed
+NB ?= notebooks/*.ipynb
+# pytest options shared by the notebook runs: nbval in this environment, with output sanitizing
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=1800
+
+.PHONY: help install book book-strict test lint unit notebooks execute lab benchmarks clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create the virtual environment (if none is active) and install everything
+
+book: install  ## build the HTML book from the stored notebook outputs
+	$(BIN)/jupyter-book build . --builder html
+	@echo "Open the book: file://$(CURDIR)/_build/html/index.html"
+
+book-strict: install  ## build the book with warnings as errors (part of make test)
+	rm -rf _build/html _build/.doctrees
+	$(BIN)/jupyter-book build . --builder html -W --keep-going
+
+lint: install  ## ruff on the package, tests, benchmarks and notebooks
+	$(BIN)/ruff check recsys_book tests benchmarks notebooks
+
+unit: install  ## package tests only (fast)
+	$(BIN)/python -m pytest -p no:cacheprovider tests
+
+notebooks: install  ## re-run every notebook and compare with its stored outputs (nbval)
+	$(BIN)/python -m pytest -p no:cacheprovider $(NBVAL) $(NB)
+
+test: install lint  ## everything CI checks: lint, package tests, notebooks (nbval), strict book build
+	$(BIN)/python -m pytest -p no:cacheprovider $(NBVAL) tests notebooks
+	$(MAKE) --no-print-directory book-strict
+
+execute: install  ## re-execute notebooks in place on real data (NB=notebooks/01_background.ipynb for one)
+	@for nb in $(NB); do \
+	  echo "executing $$nb"; \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=1800 "$$nb" || exit 1; \
+	done
+
+lab: install  ## open JupyterLab on the notebooks
+	$(BIN)/jupyter lab notebooks
+
+benchmarks: install  ## run the benchmarks (slow; results go to benchmarks/results)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
+
+clean:  ## remove the built book and caches (keeps the virtual environment)
+	rm -rf _build .pytest_cache .ruff_cache
