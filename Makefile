@@ -57,7 +57,7 @@ execute: install  ## re-execute notebooks in place on real data (NB=notebooks/01
 lab: install  ## open JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks
 
-benchmarks: install  ## run the benchmarks (slow; results go to benchmarks/results)
+benchmarks: install  ## run the benchmarks (slow; each prints its table, see benchmarks/README.md)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
 
 clean:  ## remove the built book and caches (keeps the virtual environment)
