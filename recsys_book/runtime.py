@@ -141,7 +141,7 @@ def setup(
     keras = import_keras(backend)
     name = keras.backend.backend()
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - seeds the legacy global state readers may use
     keras.utils.set_random_seed(seed)
     if deterministic:
         if name == "tensorflow":

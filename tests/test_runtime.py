@@ -18,9 +18,15 @@ def test_setup_reports_backend_devices_and_policy(capsys):
 def test_setup_seeds_numpy_and_keras():
     keras = import_keras()
     setup(seed=3, verbose=False)
-    a = (np.random.rand(3), keras.ops.convert_to_numpy(keras.random.uniform((3,))))
+    a = (
+        np.random.rand(3),  # noqa: NPY002 - the global state setup() seeds
+        keras.ops.convert_to_numpy(keras.random.uniform((3,))),
+    )
     setup(seed=3, verbose=False)
-    b = (np.random.rand(3), keras.ops.convert_to_numpy(keras.random.uniform((3,))))
+    b = (
+        np.random.rand(3),  # noqa: NPY002
+        keras.ops.convert_to_numpy(keras.random.uniform((3,))),
+    )
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
 
