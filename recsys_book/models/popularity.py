@@ -18,7 +18,7 @@ class Popularity(Recommender):
     """Score every item by its number of training interactions.
 
     Attributes (after ``fit``):
-        counts_: ``(n_items,) float32``, interactions per item in ``train``
+        ``counts_``: ``(n_items,) float32``, interactions per item in ``train``
             (column 0, the padding item, is 0).
 
     Example:
