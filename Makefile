@@ -12,7 +12,7 @@ NB ?= notebooks/*.ipynb
 # pytest options shared by the notebook runs: nbval in this environment, with output sanitizing
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=1800
 
-.PHONY: help install book book-strict test lint unit notebooks execute lab benchmarks clean
+.PHONY: help install book book-strict test lint unit notebooks execute lab benchmarks test-backends clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,16 @@ notebooks: install  ## re-run every notebook and compare with its stored outputs
 test: install lint  ## everything CI checks: lint, package tests, notebooks (nbval), strict book build
 	$(BIN)/python -m pytest -p no:cacheprovider $(NBVAL) tests notebooks
 	$(MAKE) --no-print-directory book-strict
+
+# Backend portability: the model tests under JAX and PyTorch (CPU builds; CI runs TensorFlow only).
+BACKEND_TESTS ?= tests/test_runtime.py tests/test_losses.py $(wildcard tests/test_models*.py) tests/test_two_tower.py
+
+test-backends: install  ## run the model tests under the JAX and PyTorch backends too
+	$(BIN)/python -m pip install --quiet "jax[cpu]" torch==2.13.0
+	@for b in jax torch; do \
+	  echo "== KERAS_BACKEND=$$b"; \
+	  KERAS_BACKEND=$$b $(BIN)/python -m pytest -p no:cacheprovider -q $(BACKEND_TESTS) || exit 1; \
+	done
 
 execute: install  ## re-execute notebooks in place on real data (NB=notebooks/01_background.ipynb for one)
 	@for nb in $(NB); do \
