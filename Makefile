@@ -9,6 +9,8 @@ VENV ?= $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),.venv)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.recsys-book-installed
 NB ?= notebooks/*.ipynb
+# quiet TensorFlow C++ start-up logs (autodoc and tests import it)
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 # pytest options shared by the notebook runs: nbval in this environment, with output sanitizing
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=1800
 
