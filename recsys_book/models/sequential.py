@@ -1,0 +1,746 @@
+"""Sequence models of behaviour: the transformer block and the shared recommender.
+
+A *behaviour sequence* is one user's items in the order they were consumed,
+``s = (s_1, ..., s_n)``. A sequential recommender reads a prefix and scores the
+next item with the inner product of a hidden state and each item's embedding,
+
+    z_t(j) = h_t . e_j,        p(s_{t+1} = j | s_1..s_t) = softmax_j z_t(j),
+
+so the catalogue's embedding table is both the input layer and the output
+layer ("tied" embeddings). Models differ in how they compute ``h_t``:
+self-attention over the prefix (:class:`~recsys_book.models.sasrec.SASRec`),
+a recurrent network (:class:`~recsys_book.models.gru4rec.GRU4Rec`), or
+attention over the whole sequence with some items masked
+(:class:`~recsys_book.models.bert4rec.BERT4Rec`).
+
+This module holds what they share:
+
+* :class:`TransformerConfig`, :class:`MultiHeadSelfAttention`,
+  :class:`TransformerBlock` and :class:`TransformerEncoder`: a transformer in
+  the style of nanoGPT's ``model.py`` -- scaled dot-product attention with a
+  causal (or bidirectional) mask and a padding mask, learned positional
+  embeddings, pre-LayerNorm blocks -- in ``keras.ops``/``keras.layers`` only;
+* :func:`attention_mask`, the boolean mask written out so it can be tested;
+* :class:`NextItemNetwork`, the Keras model whose ``compute_loss`` implements
+  the three losses of :mod:`recsys_book.losses` a sequence model is trained with
+  (full softmax, sampled softmax with logQ correction, BCE with one negative);
+* :class:`SequentialRecommender`, the :class:`~recsys_book.models.base.Recommender`
+  that keeps each user's training history, trains on batches of similar length,
+  optionally picks the epoch on a validation item, and scores histories.
+
+Layout of a sequence: a ``(batch, width) int`` array of item indices,
+**left-padded** with 0 and the most recent item in the last column (as
+:func:`recsys_book.preprocessing.build_sequences` makes them). Positions are
+counted as if every sequence were left-padded to ``max_len``: column ``c`` of a
+width-``W`` array has position ``max_len - W + c``, so dropping all-padding
+columns on the left changes nothing, and training batches can be trimmed to
+their longest sequence.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from recsys_book import losses
+from recsys_book.models.base import Recommender, check_interactions
+from recsys_book.models.mf import check_nonnegative, check_positive_int
+from recsys_book.preprocessing import build_sequences, shifted_sequences
+from recsys_book.runtime import import_keras
+
+keras = import_keras()
+ops = keras.ops
+
+__all__ = [
+    "LOSSES",
+    "MultiHeadSelfAttention",
+    "NextItemNetwork",
+    "SequentialRecommender",
+    "TransformerBlock",
+    "TransformerConfig",
+    "TransformerEncoder",
+    "attention_mask",
+    "bucket_widths",
+    "length_batches",
+]
+
+#: Training losses of a next-item model (see :class:`NextItemNetwork`).
+LOSSES = ("softmax", "sampled", "bce")
+PROPOSALS = ("uniform", "popularity")
+ORDER_COLUMNS = ("timestamp", "position")
+
+
+# --------------------------------------------------------------------------- transformer
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Sizes of a :class:`TransformerEncoder` (the nanoGPT ``GPTConfig`` of the book).
+
+    Args:
+        vocab_size: rows of the item embedding table: ``n_items`` (padding
+            included), plus one for BERT4Rec's ``[mask]`` token.
+        max_len: longest sequence; one learned positional embedding per position.
+        d_model: width ``d`` of embeddings and hidden states.
+        n_heads: attention heads; ``d_model`` must be divisible by it.
+        n_layers: transformer blocks.
+        d_ff: width of the feed-forward layer of each block (``None``: ``4 d``).
+        dropout: dropout rate on embeddings, attention weights and residual branches.
+        causal: position ``t`` attends only to positions ``<= t`` (SASRec); ``False``
+            lets every position attend to the whole sequence (BERT4Rec).
+        init_std: standard deviation of the normal initial weights.
+        seed: seeds initial weights and dropout.
+
+    Raises:
+        ValueError: a size out of range, or ``d_model`` not divisible by ``n_heads``.
+    """
+
+    vocab_size: int
+    max_len: int = 50
+    d_model: int = 64
+    n_heads: int = 1
+    n_layers: int = 2
+    d_ff: int | None = None
+    dropout: float = 0.2
+    causal: bool = True
+    init_std: float = 0.02
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_len", "d_model", "n_heads", "n_layers"):
+            check_positive_int(name, getattr(self, name))
+        if self.d_ff is not None:
+            check_positive_int("d_ff", self.d_ff)
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; each "
+                "head gets d_model / n_heads dimensions."
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}.")
+        check_nonnegative("init_std", self.init_std, strict=True)
+
+    @property
+    def ff_width(self) -> int:
+        return self.d_ff if self.d_ff is not None else 4 * self.d_model
+
+
+def _normal(std: float, seed: int):
+    return keras.initializers.RandomNormal(stddev=std, seed=seed)
+
+
+def attention_mask(sequences, causal: bool = True):
+    """Which keys each query may attend to: ``(batch, 1, W, W) bool``.
+
+    Entry ``[b, 0, i, j]`` is True when position ``i`` of sequence ``b`` may use
+    position ``j``: ``j`` is not padding and, if ``causal``, ``j <= i``. Rows of
+    padding queries may be all False; their outputs are discarded.
+
+    Args:
+        sequences: ``(batch, W)`` int item indices, 0 = padding.
+        causal: add the lower-triangular (no peeking ahead) constraint.
+    """
+    batch, width = ops.shape(sequences)[0], ops.shape(sequences)[1]
+    keys = ops.not_equal(sequences, 0)[:, None, None, :]  # (B, 1, 1, W)
+    if not causal:
+        return ops.broadcast_to(keys, (batch, 1, width, width))
+    pos = ops.arange(width)
+    lower = ops.greater_equal(pos[:, None], pos[None, :])  # (W, W): key j <= query i
+    return ops.logical_and(keys, lower[None, None, :, :])
+
+
+class MultiHeadSelfAttention(keras.layers.Layer):
+    """Scaled dot-product self-attention with ``n_heads`` heads.
+
+    For queries ``Q``, keys ``K`` and values ``V`` (linear maps of the input),
+    each head computes ``softmax(Q K^T / sqrt(d_head) + M) V``, where ``M`` is 0
+    where :func:`attention_mask` allows and a very negative number elsewhere.
+    Scores and softmax are computed in float32 (safe under mixed precision).
+    A padding query, which may attend to nothing, gets all-zero weights.
+
+    Call: ``x (B, W, d)``, ``mask (B, 1, W, W) bool`` -> ``(B, W, d)``, and also
+    the attention weights ``(B, n_heads, W, W) float32`` with ``return_weights``.
+    """
+
+    def __init__(self, config: TransformerConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        d, std, seed = config.d_model, config.init_std, config.seed
+        self.qkv = keras.layers.Dense(3 * d, kernel_initializer=_normal(std, seed), name="qkv")
+        # nanoGPT: residual projections start smaller, by 1/sqrt(2 * n_layers)
+        self.proj = keras.layers.Dense(
+            d, kernel_initializer=_normal(std / math.sqrt(2 * config.n_layers), seed + 1),
+            name="proj",
+        )  # fmt: skip
+        self.attn_dropout = keras.layers.Dropout(config.dropout, seed=seed + 2)
+        self.resid_dropout = keras.layers.Dropout(config.dropout, seed=seed + 3)
+
+    def call(self, x, mask, training=False, return_weights=False):
+        h = self.config.n_heads
+        d_head = self.config.d_model // h
+        batch, width = ops.shape(x)[0], ops.shape(x)[1]
+
+        def split_heads(t):  # (B, W, d) -> (B, h, W, d_head)
+            return ops.transpose(ops.reshape(t, (batch, width, h, d_head)), (0, 2, 1, 3))
+
+        q, k, v = (split_heads(t) for t in ops.split(self.qkv(x), 3, axis=-1))
+        scores = ops.matmul(ops.cast(q, "float32"), ops.transpose(ops.cast(k, "float32"), (0, 1, 3, 2)))
+        scores = ops.where(mask, scores / math.sqrt(d_head), losses.MASK_LOGIT)
+        # (B, h, W, W) float32; rows with no allowed key (padding queries) become all 0
+        weights = ops.where(mask, ops.softmax(scores, axis=-1), 0.0)
+        y = ops.matmul(self.attn_dropout(ops.cast(weights, v.dtype), training=training), v)
+        y = ops.reshape(ops.transpose(y, (0, 2, 1, 3)), (batch, width, self.config.d_model))
+        y = self.resid_dropout(self.proj(y), training=training)
+        return (y, weights) if return_weights else y
+
+
+class TransformerBlock(keras.layers.Layer):
+    """One pre-LayerNorm transformer block: ``x + Attn(LN(x))``, then ``x + FFN(LN(x))``.
+
+    The feed-forward network is ``Dense(d_ff, gelu) -> Dense(d) -> Dropout``,
+    applied to every position separately. Call as :class:`MultiHeadSelfAttention`.
+    """
+
+    def __init__(self, config: TransformerConfig, **kwargs):
+        super().__init__(**kwargs)
+        seed = config.seed
+        self.ln_1 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_1")
+        self.attn = MultiHeadSelfAttention(config, name="attn")
+        self.ln_2 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_2")
+        self.fc = keras.layers.Dense(
+            config.ff_width, activation="gelu",
+            kernel_initializer=_normal(config.init_std, seed + 4), name="fc",
+        )  # fmt: skip
+        self.fc_proj = keras.layers.Dense(
+            config.d_model,
+            kernel_initializer=_normal(config.init_std / math.sqrt(2 * config.n_layers), seed + 5),
+            name="fc_proj",
+        )
+        self.ff_dropout = keras.layers.Dropout(config.dropout, seed=seed + 6)
+
+    def call(self, x, mask, training=False, return_weights=False):
+        a, weights = self.attn(self.ln_1(x), mask, training=training, return_weights=True)
+        x = x + a
+        x = x + self.ff_dropout(self.fc_proj(self.fc(self.ln_2(x))), training=training)
+        return (x, weights) if return_weights else x
+
+
+class TransformerEncoder(keras.layers.Layer):
+    """Item sequences to hidden states: embeddings + positions -> blocks -> LayerNorm.
+
+    Call: ``sequences (B, W) int`` with ``W <= max_len``, left-padded with 0 ->
+    ``(B, W, d)`` hidden states (zero at padding positions); with
+    ``return_attention=True`` also a list of ``n_layers`` attention weight arrays
+    ``(B, n_heads, W, W)``. Column ``c`` gets positional embedding ``max_len - W + c``.
+
+    Attributes:
+        item_embedding: the ``(vocab_size, d)`` table, shared with the output layer.
+    """
+
+    def __init__(self, config: TransformerConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        std, seed = config.init_std, config.seed
+        self.item_embedding = keras.layers.Embedding(
+            config.vocab_size, config.d_model, embeddings_initializer=_normal(std, seed + 7),
+            name="item_embedding",
+        )  # fmt: skip
+        self.position_embedding = keras.layers.Embedding(
+            config.max_len, config.d_model, embeddings_initializer=_normal(std, seed + 8),
+            name="position_embedding",
+        )  # fmt: skip
+        self.dropout = keras.layers.Dropout(config.dropout, seed=seed + 9)
+        self.blocks = [
+            TransformerBlock(
+                TransformerConfig(**{**config.__dict__, "seed": seed + 100 * (i + 1)}),
+                name=f"block_{i}",
+            )
+            for i in range(config.n_layers)
+        ]
+        self.ln_f = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_f")
+
+    def call(self, sequences, training=False, return_attention=False):
+        sequences = ops.cast(sequences, "int32")
+        width = ops.shape(sequences)[1]
+        positions = ops.arange(self.config.max_len - width, self.config.max_len, dtype="int32")
+        x = self.item_embedding(sequences) + self.position_embedding(positions)[None, :, :]
+        keep = ops.cast(ops.not_equal(sequences, 0), x.dtype)[:, :, None]  # (B, W, 1)
+        x = self.dropout(x, training=training) * keep
+        mask = attention_mask(sequences, self.config.causal)
+        maps = []
+        for block in self.blocks:
+            x, weights = block(x, mask, training=training, return_weights=True)
+            x = x * keep
+            maps.append(weights)
+        x = self.ln_f(x) * keep
+        return (x, maps) if return_attention else x
+
+
+# --------------------------------------------------------------------------- losses
+
+
+class NextItemNetwork(keras.Model):
+    """Base Keras model: ``(B, W)`` item sequences -> ``(B, W, d)`` hidden states.
+
+    Subclasses define ``call`` and :meth:`output_embeddings`; this class turns
+    hidden states ``h`` and targets into the loss, always in float32. ``y`` of
+    ``train_on_batch(x, y)`` depends on ``loss``:
+
+    * ``"softmax"``: ``targets (B, W)``; logits ``h E^T`` over every item
+      (:func:`recsys_book.losses.softmax_cross_entropy`; padding column excluded).
+    * ``"bce"``: ``(B, W, 2)``: target and one sampled negative per position
+      (:func:`recsys_book.losses.bce_with_negatives`).
+    * ``"sampled"``: ``(targets (B, W), negatives (m,), log_q (m,))``: ``m``
+      negatives shared by the batch, ``log_q = log(m q_s)`` of the proposal
+      (:func:`recsys_book.losses.sampled_softmax_loss`, logQ-corrected, accidental
+      hits removed).
+
+    Targets equal to 0 (padding, or unmasked positions for BERT4Rec) carry no loss.
+    """
+
+    def __init__(self, n_items: int, loss: str = "softmax", **kwargs):
+        super().__init__(**kwargs)
+        self.n_items = int(n_items)
+        self.loss_name = loss
+        padding = np.zeros(self.n_items, np.float32)
+        padding[0] = losses.MASK_LOGIT
+        self.padding_logit = padding  # added to full-catalogue logits: never predict padding
+
+    def output_embeddings(self):  # pragma: no cover - abstract
+        """``(n_items, d)`` output item embeddings (row 0 is padding)."""
+        raise NotImplementedError
+
+    def logits(self, hidden):
+        """``(..., n_items) float32`` scores ``h . e_j`` of every item, padding at MASK_LOGIT."""
+        e = ops.cast(self.output_embeddings(), "float32")
+        return ops.matmul(ops.cast(hidden, "float32"), ops.transpose(e)) + self.padding_logit
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if self.loss_name == "softmax":
+            return losses.softmax_cross_entropy(self.logits(y_pred), y)
+        h = ops.cast(y_pred, "float32")
+        e = ops.cast(self.output_embeddings(), "float32")
+        if self.loss_name == "bce":
+            targets, negatives = y[..., 0], y[..., 1]
+            pos = ops.sum(h * ops.take(e, targets, axis=0), axis=-1)
+            neg = ops.sum(h * ops.take(e, negatives, axis=0), axis=-1)
+            return losses.bce_with_negatives(pos, neg, mask=ops.not_equal(targets, 0))
+        targets, negatives, log_q = y
+        pos = ops.sum(h * ops.take(e, targets, axis=0), axis=-1)
+        neg = ops.matmul(h, ops.transpose(ops.take(e, negatives, axis=0)))  # (B, W, m)
+        return losses.sampled_softmax_loss(
+            pos, neg, log_q, pos_ids=targets, neg_ids=negatives, mask=ops.not_equal(targets, 0)
+        )
+
+    def score_last(self, sequences):
+        """``(B, n_items) float32`` logits of the next item after each sequence's last column."""
+        return self.logits(self(sequences, training=False)[:, -1, :])
+
+
+# --------------------------------------------------------------------------- batching
+
+
+def bucket_widths(max_width: int) -> np.ndarray:
+    """Allowed batch widths ``2, 3, 4, 5, 6, 8, 10, 13, ...`` (steps of about a third) up to
+    ``max_width``: few enough shapes for XLA to compile once each, with at most about
+    a quarter of each batch left as padding."""
+    widths = [1, 2]
+    while widths[-1] < max_width:
+        widths.append(widths[-1] + max(1, widths[-1] // 3))
+    return np.unique(np.minimum(widths, max_width))
+
+
+def length_batches(
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    max_positions: int | None = None,
+    widths: np.ndarray | None = None,
+) -> list[tuple[np.ndarray, int]]:
+    """Rows grouped into batches of sequences of similar length, in random order.
+
+    Rows are sorted by length (ties in random order) and cut into consecutive
+    batches of at most ``batch_size`` rows, fewer where ``rows x width`` would
+    exceed ``max_positions``; a batch's width is its longest length, or (with
+    ``widths``) the smallest allowed width that holds it. Trimmed to that width,
+    the batches carry little padding: on Amazon Beauty (median length 6,
+    ``max_len`` 50) an epoch does several times less work than with fixed-width
+    batches. Then the batches are shuffled.
+
+    Args:
+        lengths: ``(n,)`` positive lengths.
+        batch_size: most rows per batch.
+        rng: NumPy generator (the same seed gives the same batches).
+        max_positions: most ``rows x width`` per batch (bounds the memory of the
+            ``positions x n_items`` softmax logits); ``None``: no bound.
+        widths: sorted allowed widths, the largest ``>= max(lengths)``
+            (e.g. :func:`bucket_widths`); ``None``: any width.
+
+    Returns:
+        ``(row indices, width)`` pairs; the indices hold ``0..n-1`` once in all.
+    """
+    lengths = np.asarray(lengths)
+    padded = lengths if widths is None else np.asarray(widths)[np.searchsorted(widths, lengths)]
+    order = np.lexsort((rng.random(len(lengths)), lengths))
+    sorted_width = padded[order]  # non-decreasing
+    batches, start = [], 0
+    while start < len(order):  # loop over batches, not rows
+        size = min(batch_size, len(order) - start)
+        if max_positions is not None:  # rows x width grows with the rows: keep the prefix
+            rows = np.arange(1, size + 1)
+            size = max(1, int((rows * sorted_width[start : start + size] <= max_positions).sum()))
+        batches.append((order[start : start + size], int(sorted_width[start + size - 1])))
+        start += size
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+# --------------------------------------------------------------------------- recommender
+
+
+def ordered(frame: pd.DataFrame, name: str = "train") -> pd.DataFrame:
+    """``user_idx, item_idx, timestamp`` of ``frame``; ``timestamp`` is copied from
+    ``position`` when the frame has no timestamps (Amazon Beauty).
+
+    Raises:
+        KeyError: neither a ``timestamp`` nor a ``position`` column.
+    """
+    check_interactions(frame, name)
+    for col in ORDER_COLUMNS:
+        if col in frame.columns:
+            if not np.issubdtype(frame[col].dtype, np.number):
+                raise TypeError(f"{name}[{col!r}] must be numeric, got dtype {frame[col].dtype}.")
+            return pd.DataFrame(
+                {
+                    "user_idx": frame["user_idx"].to_numpy(np.int64),
+                    "item_idx": frame["item_idx"].to_numpy(np.int64),
+                    "timestamp": frame[col].to_numpy(np.int64),
+                }
+            )
+    raise KeyError(
+        f"{name} has neither a 'timestamp' nor a 'position' column, so the order of each "
+        "user's interactions is unknown; a sequence model needs one of them."
+    )
+
+
+class SequentialRecommender(Recommender):
+    """Base of the sequence recommenders: histories, batching, training loop, scoring.
+
+    ``fit(train)`` orders each user's training interactions by ``timestamp``
+    (or ``position``), keeps the most recent ``max_len`` as the user's history
+    (``sequences_``), and trains the network on every prefix. ``score(users)``
+    scores the next item after each user's history; :meth:`score_histories`
+    does the same for any histories, e.g. training history plus validation item
+    at test time (:meth:`scorer` wraps that for the evaluator).
+
+    Subclasses set ``_network()`` and may override ``_training_sequences``,
+    ``_batch`` and ``_prepare_histories`` (BERT4Rec appends its mask token).
+
+    Common args:
+        max_len: most recent items a model reads.
+        embedding_dim: width ``d`` of item embeddings and hidden states.
+        loss: ``"softmax"`` (full cross-entropy over all items), ``"sampled"``
+            (``n_negatives`` shared negatives per batch, logQ-corrected) or
+            ``"bce"`` (one uniform negative per position).
+        n_negatives: negatives per batch for ``"sampled"``.
+        proposal: ``"uniform"`` or ``"popularity"`` (training counts) for ``"sampled"``.
+        epochs: passes over the training sequences.
+        batch_size: sequences per gradient step.
+        max_positions: most (sequences x positions) per step; longer sequences
+            come in smaller batches so memory stays bounded (``None``: no bound).
+        learning_rate: Adam step size.
+        seed: seeds weights, dropout, batching and negatives.
+        jit_compile: passed to ``keras.Model.compile``. With ``True`` (XLA), batch
+            widths are rounded up to :func:`bucket_widths` and short batches padded
+            with empty rows, so XLA compiles about a dozen shapes once each; worth it
+            for long runs (about a quarter less CPU time per epoch on Beauty), not
+            for a notebook's few epochs.
+        verbose: print one line per epoch.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_len: int,
+        embedding_dim: int,
+        loss: str,
+        n_negatives: int,
+        proposal: str,
+        epochs: int,
+        batch_size: int,
+        max_positions: int | None,
+        learning_rate: float,
+        seed: int,
+        jit_compile: bool | str,
+        verbose: bool,
+    ):
+        self.max_len = check_positive_int("max_len", max_len)
+        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        if loss not in LOSSES:
+            raise ValueError(f"loss={loss!r} is not one of {LOSSES}.")
+        if proposal not in PROPOSALS:
+            raise ValueError(f"proposal={proposal!r} is not one of {PROPOSALS}.")
+        self.loss = loss
+        self.proposal = proposal
+        self.n_negatives = check_positive_int("n_negatives", n_negatives)
+        self.epochs = check_positive_int("epochs", epochs)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.max_positions = (
+            None if max_positions is None else check_positive_int("max_positions", max_positions)
+        )
+        self.learning_rate = check_nonnegative("learning_rate", learning_rate, strict=True)
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        self.seed = int(seed)
+        self.jit_compile = jit_compile
+        self.verbose = bool(verbose)
+
+    # ----------------------------------------------------------------- hooks
+    def _network(self) -> NextItemNetwork:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _training_sequences(self, frame: pd.DataFrame) -> tuple[np.ndarray, int]:
+        """Training rows and the fewest items a row needs: next-item models read
+        ``max_len + 1`` items (``max_len`` inputs and their successors)."""
+        return build_sequences(frame, self.max_len + 1, self.n_users), 2
+
+    def _batch(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and targets of a batch of trimmed rows: each item predicts the next."""
+        return shifted_sequences(rows)
+
+    def _prepare_histories(self, histories: np.ndarray) -> np.ndarray:
+        """What the network reads to score the item after ``histories`` (identity here)."""
+        return histories
+
+    # ----------------------------------------------------------------- fit
+    def fit(
+        self,
+        train: pd.DataFrame,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        *,
+        validation: pd.DataFrame | None = None,
+        patience: int | None = None,
+        max_validation_users: int | None = None,
+    ):
+        """Train on the ordered interactions of ``train``; returns ``self``.
+
+        Args:
+            train: encoded interactions with ``user_idx``, ``item_idx`` and a
+                ``timestamp`` or ``position`` column giving their order.
+            n_users, n_items: vocabulary sizes (pass the encoder's or split's).
+            validation: optional held-out next items (e.g. ``split.validation``);
+                after every epoch, full-ranking HR@10 and NDCG@10 of the item
+                after each training history are measured, and the weights of the
+                epoch with the best NDCG@10 are kept (``best_epoch_``).
+            patience: stop after this many epochs without a better validation
+                NDCG@10 (``None``: train all ``epochs``).
+            max_validation_users: validate on a fixed random sample of this many
+                users (faster on large data); ``None``: all.
+
+        Raises:
+            KeyError: ``train`` has no ``timestamp``/``position`` column, or
+                ``train``/``validation`` lack ``user_idx``/``item_idx``.
+            ValueError: empty frames, indices out of range, ``patience`` without
+                ``validation``.
+        """
+        ordered(train)  # fail early with the message about order
+        if validation is not None:
+            check_interactions(validation, "validation")
+        elif patience is not None:
+            raise ValueError("patience needs a validation frame to watch; pass validation=...")
+        if patience is not None:
+            check_positive_int("patience", patience)
+        if max_validation_users is not None:
+            check_positive_int("max_validation_users", max_validation_users)
+        self._validation = (validation, patience, max_validation_users)
+        try:
+            return super().fit(train, n_users, n_items)
+        finally:
+            del self._validation
+
+    def _fit(self, train: pd.DataFrame) -> None:
+        if self.n_items < 3:
+            raise ValueError(f"{type(self).__name__} needs at least two real items to rank.")
+        start = time.perf_counter()
+        frame = ordered(train)
+        self.sequences_ = build_sequences(frame, self.max_len, self.n_users)
+        rows, min_len = self._training_sequences(frame)
+        lengths = (rows != 0).sum(axis=1)
+        keep = lengths >= min_len
+        rows, lengths = rows[keep], lengths[keep]
+        if len(rows) == 0:
+            raise ValueError(
+                f"no user has {min_len} or more training interactions; a sequence model "
+                "needs histories to learn from."
+            )
+        counts = np.bincount(frame["item_idx"].to_numpy(), minlength=self.n_items).astype(float)
+        counts[0] = 0.0
+        self._proposal_q = (
+            counts / counts.sum()
+            if self.proposal == "popularity"
+            else np.r_[0.0, np.full(self.n_items - 1, 1.0 / (self.n_items - 1))]
+        )
+        keras.utils.set_random_seed(self.seed)
+        self.network_ = self._network()
+        self.network_.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate), jit_compile=self.jit_compile
+        )
+        validation, patience, max_val_users = self._validation
+        val_users = None
+        if validation is not None and max_val_users is not None:
+            users = np.unique(validation["user_idx"].to_numpy())
+            if len(users) > max_val_users:
+                pick = np.random.default_rng(self.seed + 1).choice(users, max_val_users, False)
+                val_users = np.sort(pick)
+        widths, full_rows = None, {}
+        if self.jit_compile is True:  # XLA compiles each shape: few widths, fixed rows
+            widths = bucket_widths(rows.shape[1])
+            cap = self.max_positions or self.batch_size * rows.shape[1]
+            full_rows = {int(w): max(1, min(self.batch_size, cap // w)) for w in widths}
+        rng = np.random.default_rng(self.seed)
+        self.history_, best, best_weights, waited = [], -np.inf, None, 0
+        self.best_epoch_ = None
+        for epoch in range(1, self.epochs + 1):  # loop over epochs, then over batches
+            t0 = time.perf_counter()
+            total, n = 0.0, 0
+            for idx, width in length_batches(
+                lengths, self.batch_size, rng, self.max_positions, widths
+            ):
+                batch = rows[idx, -width:]
+                if widths is not None and len(idx) < full_rows[width]:  # one shape per width
+                    batch = np.pad(batch, ((0, full_rows[width] - len(idx)), (0, 0)))
+                x, t = self._batch(batch, rng)
+                loss = self.network_.train_on_batch(
+                    x.astype(np.int32), self._targets(t.astype(np.int32), rng)
+                )
+                total, n = total + float(np.asarray(loss).reshape(-1)[0]), n + 1
+            record = {"epoch": epoch, "loss": total / n, "seconds": time.perf_counter() - t0}
+            if validation is not None:
+                from recsys_book.evaluation import evaluate  # evaluation imports models.base
+
+                table = evaluate(
+                    self, train, validation, n_items=self.n_items, k=10,
+                    metrics=("HR", "NDCG"), users=val_users,
+                )  # fmt: skip
+                record["val_HR@10"] = float(table["HR@10"].iloc[0])
+                record["val_NDCG@10"] = float(table["NDCG@10"].iloc[0])
+                if record["val_NDCG@10"] > best:
+                    best, waited, self.best_epoch_ = record["val_NDCG@10"], 0, epoch
+                    best_weights = self.network_.get_weights()
+                else:
+                    waited += 1
+            self.history_.append(record)
+            if self.verbose:
+                print(", ".join(f"{k}={v:.4g}" for k, v in record.items()), flush=True)
+            if patience is not None and waited >= patience:
+                break
+        if best_weights is not None:
+            self.network_.set_weights(best_weights)
+        self.fit_seconds_ = time.perf_counter() - start
+
+    def _targets(self, targets: np.ndarray, rng: np.random.Generator):
+        """The ``y`` of :class:`NextItemNetwork` for the chosen loss (negatives drawn here)."""
+        if self.loss == "softmax":
+            return targets
+        if self.loss == "bce":
+            negatives = rng.integers(1, self.n_items, size=targets.shape, dtype=np.int32)
+            return np.stack([targets, negatives], axis=-1)
+        m = self.n_negatives
+        negatives = rng.choice(self.n_items, size=m, p=self._proposal_q).astype(np.int32)
+        log_q = np.log(m * self._proposal_q[negatives]).astype(np.float32)
+        return targets, negatives, log_q
+
+    # ----------------------------------------------------------------- score
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "network_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted yet; call fit(train) first.")
+
+    def build_histories(self, frame: pd.DataFrame) -> np.ndarray:
+        """Every user's most recent ``max_len`` items in ``frame``: ``(n_users, max_len) int64``.
+
+        E.g. ``build_histories(pd.concat([split.train, split.validation]))`` for
+        test-time histories that include the validation item.
+
+        Raises:
+            RuntimeError: not fitted. KeyError: no order column. ValueError:
+                indices beyond the fitted ``n_users``/``n_items``.
+        """
+        self._check_fitted()
+        frame = ordered(frame, "frame")
+        if frame["user_idx"].max() >= self.n_users or frame["item_idx"].max() >= self.n_items:
+            raise ValueError(
+                f"frame has indices beyond the fitted vocabulary (n_users={self.n_users}, "
+                f"n_items={self.n_items}); encode it with the same encoder as train."
+            )
+        return build_sequences(frame, self.max_len, self.n_users)
+
+    def _check_histories(self, histories) -> np.ndarray:
+        self._check_fitted()
+        h = np.asarray(histories)
+        if h.ndim != 2 or not np.issubdtype(h.dtype, np.integer):
+            raise ValueError(
+                f"histories must be a 2-D integer array (batch, length) of item indices, "
+                f"left-padded with 0; got shape {h.shape} and dtype {h.dtype}."
+            )
+        if h.size and (h.min() < 0 or h.max() >= self.n_items):
+            raise ValueError(
+                f"history items must lie in 0..{self.n_items - 1} (0 = padding); got min "
+                f"{h.min()}, max {h.max()}."
+            )
+        return h[:, -self.max_len :].astype(np.int32)
+
+    def score_histories(self, histories, batch_size: int = 1024) -> np.ndarray:
+        """Next-item scores after each history: ``(batch, n_items) float32``, column 0 ``-inf``.
+
+        Args:
+            histories: ``(batch, L) int`` item indices, left-padded with 0, most
+                recent last; only the last ``max_len`` columns are read. An empty
+                (all-padding) history carries no information.
+            batch_size: histories scored at once.
+
+        Raises:
+            RuntimeError: not fitted. ValueError: not a 2-D int array, or items
+                outside ``0..n_items-1``.
+        """
+        h = self._prepare_histories(self._check_histories(histories))
+        batch_size = check_positive_int("batch_size", batch_size)
+        out = np.empty((len(h), self.n_items), np.float32)
+        for start in range(0, len(h), batch_size):  # loop over batches of histories
+            chunk = h[start : start + batch_size]
+            used = np.flatnonzero((chunk != 0).any(axis=0))  # drop all-padding columns
+            chunk = chunk[:, used[0] :] if used.size else chunk[:, -1:]
+            out[start : start + len(chunk)] = ops.convert_to_numpy(self.network_.score_last(chunk))
+        out[:, 0] = -np.inf
+        return out
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        return self.score_histories(self.sequences_[users])
+
+    def scorer(self, frame: pd.DataFrame) -> Callable[[np.ndarray], np.ndarray]:
+        """A score function ``users -> (batch, n_items)`` reading histories from ``frame``.
+
+        For the evaluator at test time: ``evaluate(model.scorer(train_val), train_val,
+        split.test, n_items=split.n_items)`` with ``train_val`` the training and
+        validation interactions together (the model is not retrained).
+        """
+        histories = self.build_histories(frame)
+
+        def score(users: np.ndarray) -> np.ndarray:
+            users = self._check_users(users)
+            return self.score_histories(histories[users])
+
+        return score
+
+    def _config_repr(self) -> str:
+        extra = ""
+        if self.loss == "sampled":
+            extra = f", n_negatives={self.n_negatives}, proposal={self.proposal!r}"
+        return (
+            f"max_len={self.max_len}, embedding_dim={self.embedding_dim}, loss={self.loss!r}"
+            f"{extra}, epochs={self.epochs}, learning_rate={self.learning_rate}"
+        )

@@ -1,0 +1,270 @@
+"""Tests of the sequence models: transformer pieces, SASRec, GRU4Rec, BERT4Rec.
+
+Small synthetic data (make_synthetic orders each user's items by a planted
+phase, so the next item is predictable from the last); tiny models, few epochs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_book.data import make_synthetic
+from recsys_book.evaluation import evaluate
+from recsys_book.models.bert4rec import BERT4Rec
+from recsys_book.models.gru4rec import GRU4Rec
+from recsys_book.models.popularity import Popularity
+from recsys_book.models.sasrec import SASRec
+from recsys_book.models.sequential import (
+    TransformerConfig,
+    TransformerEncoder,
+    attention_mask,
+    bucket_widths,
+    length_batches,
+    ops,
+)
+from recsys_book.preprocessing import encode_ids, leave_one_out_split
+
+TINY = dict(max_len=12, embedding_dim=16, batch_size=64, learning_rate=0.01, seed=3)
+
+
+@pytest.fixture(scope="module")
+def split():
+    frame, _ = encode_ids(make_synthetic(n_users=150, n_items=60, n_interactions=3000, seed=1))
+    return leave_one_out_split(frame)
+
+
+@pytest.fixture(scope="module")
+def sasrec(split):
+    return SASRec(n_layers=1, dropout=0.1, epochs=8, **TINY).fit(
+        split.train, split.n_users, split.n_items, validation=split.validation
+    )
+
+
+def _val_ndcg(model, split) -> float:
+    table = evaluate(model, split.train, split.validation, n_items=split.n_items, metrics=("NDCG",))
+    return float(table["NDCG@10"].iloc[0])
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def test_config_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerConfig(vocab_size=10, d_model=10, n_heads=3)
+    with pytest.raises(ValueError, match="dropout"):
+        TransformerConfig(vocab_size=10, dropout=1.0)
+    with pytest.raises(ValueError, match="max_len"):
+        TransformerConfig(vocab_size=10, max_len=0)
+
+
+def test_attention_mask_is_causal_and_hides_padding():
+    seqs = np.array([[0, 0, 5, 6], [1, 2, 3, 4]])
+    causal = ops.convert_to_numpy(attention_mask(seqs, causal=True))
+    assert causal.shape == (2, 1, 4, 4)
+    expected = np.tril(np.ones((4, 4), bool)) & (seqs[0] != 0)[None, :]
+    np.testing.assert_array_equal(causal[0, 0], expected)
+    np.testing.assert_array_equal(causal[1, 0], np.tril(np.ones((4, 4), bool)))
+    both = ops.convert_to_numpy(attention_mask(seqs, causal=False))
+    np.testing.assert_array_equal(both[0, 0], np.tile(seqs[0] != 0, (4, 1)))
+
+
+@pytest.fixture(scope="module")
+def encoders():
+    kw = dict(vocab_size=20, max_len=8, d_model=8, n_heads=2, n_layers=2, dropout=0.3, seed=0)
+    causal = TransformerEncoder(TransformerConfig(causal=True, **kw))
+    bidirectional = TransformerEncoder(TransformerConfig(causal=False, **kw))
+    return causal, bidirectional
+
+
+def test_encoder_shapes_and_attention_rows(encoders):
+    enc = encoders[0]
+    seqs = np.array([[0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6]])
+    h, maps = enc(seqs, return_attention=True)
+    assert tuple(h.shape) == (2, 6, 8)
+    assert len(maps) == 2 and tuple(maps[0].shape) == (2, 2, 6, 6)
+    a = ops.convert_to_numpy(maps[1])
+    np.testing.assert_allclose(a[0, :, 2:, :].sum(-1), 1.0, rtol=1e-5)  # real queries
+    assert np.all(a[0, :, 2:, :2] == 0)  # padding keys get no weight
+    assert np.all(a[1][:, np.triu(np.ones((6, 6), bool), 1)] == 0)  # no weight on the future
+    np.testing.assert_array_equal(ops.convert_to_numpy(h)[0, :2], 0.0)  # padding outputs
+
+
+def test_causal_mask_really_is_causal(encoders):
+    causal, bidirectional = encoders
+    a = np.array([[0, 7, 3, 4, 5, 6]])
+    b = a.copy()
+    b[0, 4] = 9  # change a "future" item
+    ha, hb = (ops.convert_to_numpy(causal(s, training=False)) for s in (a, b))
+    np.testing.assert_allclose(ha[0, :4], hb[0, :4], atol=1e-6)  # earlier outputs unchanged
+    assert np.abs(ha[0, 4:] - hb[0, 4:]).max() > 1e-4  # later ones do change
+    ga, gb = (ops.convert_to_numpy(bidirectional(s, training=False)) for s in (a, b))
+    assert np.abs(ga[0, :4] - gb[0, :4]).max() > 1e-4  # bidirectional: earlier ones change too
+
+
+def test_left_padding_is_ignored(encoders):
+    for enc in encoders:
+        short = np.array([[3, 4, 5]])
+        long = np.array([[0, 0, 0, 0, 3, 4, 5]])
+        hs = ops.convert_to_numpy(enc(short, training=False))
+        hl = ops.convert_to_numpy(enc(long, training=False))
+        np.testing.assert_allclose(hs[0], hl[0, -3:], atol=1e-6)
+
+
+def test_length_batches_cover_rows_once_within_limits():
+    lengths = np.random.default_rng(0).integers(1, 30, size=500)
+    batches = length_batches(lengths, 64, np.random.default_rng(1), max_positions=400)
+    assert np.array_equal(np.sort(np.concatenate([b for b, _ in batches])), np.arange(500))
+    assert all(len(b) <= 64 and len(b) * w <= 400 and lengths[b].max() == w for b, w in batches)
+    assert sum(len(b) * w for b, w in batches) < 1.1 * lengths.sum()  # little padding left
+    again = length_batches(lengths, 64, np.random.default_rng(1), max_positions=400)
+    assert all(np.array_equal(x, y) for (x, _), (y, _) in zip(batches, again, strict=True))
+
+
+def test_bucketed_widths_hold_every_row_with_little_padding():
+    widths = bucket_widths(29)
+    assert widths[:9].tolist() == [1, 2, 3, 4, 5, 6, 8, 10, 13] and widths[-1] == 29
+    lengths = np.random.default_rng(0).integers(1, 30, size=500)
+    batches = length_batches(lengths, 64, np.random.default_rng(1), widths=widths)
+    assert all(w in widths and (lengths[b] <= w).all() for b, w in batches)
+    assert sum(len(b) * w for b, w in batches) < 1.25 * lengths.sum()
+
+
+# ----------------------------------------------------------------------------- SASRec
+
+
+def test_sasrec_scores_and_learns_beyond_popularity(sasrec, split):
+    s = sasrec.score(np.array([1, 2, 3]))
+    assert s.shape == (3, split.n_items) and s.dtype == np.float32
+    assert np.all(np.isneginf(s[:, 0])) and np.isfinite(s[:, 1:]).all()
+    pop = Popularity().fit(split.train, split.n_users, split.n_items)
+    assert _val_ndcg(sasrec, split) > 1.5 * _val_ndcg(pop, split)
+    assert sasrec.history_[-1]["loss"] < sasrec.history_[0]["loss"]
+    assert 1 <= sasrec.best_epoch_ <= 8 and "val_NDCG@10" in sasrec.history_[0]
+
+
+def test_sasrec_recommend_excludes_seen(sasrec, split):
+    users = np.arange(1, 21)
+    recs = sasrec.recommend(users, k=5)
+    assert recs.shape == (20, 5)
+    seen = sasrec.seen_[users].toarray() > 0
+    assert not seen[np.arange(20)[:, None], recs].any()
+    assert (recs > 0).all()
+
+
+def test_score_matches_score_histories_and_padding_width(sasrec):
+    users = np.array([4, 5, 6])
+    hist = sasrec.sequences_[users]
+    np.testing.assert_allclose(sasrec.score(users), sasrec.score_histories(hist), rtol=1e-5)
+    longer = np.concatenate([np.ones((3, 20), hist.dtype), hist], axis=1)  # only max_len read
+    np.testing.assert_allclose(sasrec.score_histories(longer), sasrec.score(users), rtol=1e-5)
+    short = hist[:, -5:]
+    padded = np.concatenate([np.zeros((3, 7), hist.dtype), short], axis=1)
+    np.testing.assert_allclose(
+        sasrec.score_histories(short), sasrec.score_histories(padded), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_scorer_uses_the_given_histories(sasrec, split):
+    train_val = pd.concat([split.train, split.validation])
+    score = sasrec.scorer(train_val)
+    users = np.array([1, 2])
+    expected = sasrec.score_histories(sasrec.build_histories(train_val)[users])
+    np.testing.assert_array_equal(score(users), expected)
+    assert not np.array_equal(score(users), sasrec.score(users))  # the validation item counts
+
+
+def test_attention_weights_over_a_history(sasrec):
+    hist = sasrec.sequences_[[7, 8]]
+    maps = sasrec.attention_weights(hist)
+    assert len(maps) == 1 and maps[0].shape == (2, 1, sasrec.max_len, sasrec.max_len)
+    last_row = maps[0][:, 0, -1, :]
+    np.testing.assert_allclose(last_row.sum(-1), 1.0, rtol=1e-5)
+    assert np.all(np.triu(maps[0][0, 0], 1) == 0)
+
+
+@pytest.mark.parametrize("loss", ["bce", "sampled"])
+def test_sasrec_other_losses_train(split, loss):
+    m = SASRec(n_layers=1, epochs=2, loss=loss, n_negatives=16, **TINY)
+    m.fit(split.train, split.n_users, split.n_items)
+    assert m.history_[-1]["loss"] < m.history_[0]["loss"]
+    assert np.isfinite(m.score(np.array([1, 2]))[:, 1:]).all()
+
+
+def test_position_column_orders_like_timestamps(sasrec, split):
+    by_position = split.train.drop(columns="timestamp").assign(
+        position=split.train.groupby("user_idx")["timestamp"].rank(method="first").astype("int64")
+    )
+    np.testing.assert_array_equal(sasrec.build_histories(by_position), sasrec.sequences_)
+    shuffled = split.train.sample(frac=1.0, random_state=0)  # row order does not matter
+    np.testing.assert_array_equal(sasrec.build_histories(shuffled), sasrec.sequences_)
+
+
+# ----------------------------------------------------------------------------- GRU4Rec, BERT4Rec
+
+
+def test_gru4rec_learns_and_ignores_padding(split):
+    m = GRU4Rec(epochs=6, **TINY).fit(split.train, split.n_users, split.n_items)
+    assert m.score(np.array([1, 2])).shape == (2, split.n_items)
+    pop = Popularity().fit(split.train, split.n_users, split.n_items)
+    assert _val_ndcg(m, split) > _val_ndcg(pop, split)
+    h = np.array([[0, 0, 0, 0, 3, 4, 5]])
+    np.testing.assert_allclose(m.hidden_states(h)[0, -3:], m.hidden_states(h[:, -3:])[0], atol=1e-6)
+
+
+def test_bert4rec_masks_and_scores(split):
+    m = BERT4Rec(n_layers=1, epochs=4, **TINY).fit(split.train, split.n_users, split.n_items)
+    assert m.mask_token_ == split.n_items
+    s = m.score(np.array([1, 2, 3]))
+    assert s.shape == (3, split.n_items) and np.isfinite(s[:, 1:]).all()  # [mask] not scored
+    prepared = m._prepare_histories(m.sequences_[[1]])
+    assert prepared.shape[1] == m.max_len and prepared[0, -1] == m.mask_token_
+    inputs, targets = m._batch(m.sequences_[1:40], np.random.default_rng(0))
+    masked = inputs == m.mask_token_
+    assert masked.any(axis=1)[(m.sequences_[1:40] != 0).any(axis=1)].all()
+    np.testing.assert_array_equal(targets[masked], m.sequences_[1:40][masked])
+    assert (targets[~masked] == 0).all()
+    assert m.history_[-1]["loss"] < m.history_[0]["loss"]
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_bad_hyper_parameters_raise():
+    with pytest.raises(ValueError, match="loss"):
+        SASRec(loss="hinge")
+    with pytest.raises(ValueError, match="proposal"):
+        SASRec(proposal="zipf")
+    with pytest.raises(ValueError, match="divisible"):
+        SASRec(embedding_dim=10, n_heads=3)
+    with pytest.raises(ValueError, match="epochs"):
+        GRU4Rec(epochs=0)
+    with pytest.raises(ValueError, match="dropout"):
+        GRU4Rec(dropout=1.5)
+    with pytest.raises(ValueError, match="mask_prob"):
+        BERT4Rec(mask_prob=1.0)
+
+
+def test_fit_needs_an_order_column(split):
+    with pytest.raises(KeyError, match="timestamp"):
+        SASRec(**TINY).fit(split.train.drop(columns="timestamp"))
+    with pytest.raises(ValueError, match="patience"):
+        SASRec(**TINY).fit(split.train, patience=2)
+    with pytest.raises(KeyError, match="item_idx"):
+        SASRec(**TINY).fit(split.train.drop(columns="item_idx"))
+
+
+def test_scoring_errors(sasrec, split):
+    with pytest.raises(RuntimeError, match="not fitted"):
+        SASRec().score_histories(np.array([[1, 2]]))
+    with pytest.raises(ValueError, match="2-D"):
+        sasrec.score_histories(np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match="2-D"):
+        sasrec.score_histories(np.array([[1.0, 2.0]]))
+    with pytest.raises(ValueError, match="0.."):
+        sasrec.score_histories(np.array([[1, split.n_items]]))
+    with pytest.raises(ValueError, match="user indices"):
+        sasrec.score(np.array([split.n_users]))
+    with pytest.raises(ValueError, match="vocabulary"):
+        sasrec.build_histories(split.train.assign(item_idx=split.n_items))
