@@ -58,12 +58,24 @@ EASE_GRID = (50.0, 100.0, 200.0, 300.0, 500.0, 800.0, 1200.0)
 K_GRID = (20, 50, 100, 200)
 TWO_TOWER = dict(embedding_dim=32, batch_size=512, epochs=8, learning_rate=0.01)
 PUBLISHED = {  # Recommenders library README, "Algorithm Comparison", ml-100k, 75/25 split
-    "BiVAE (published)": {"NDCG@10": 0.475077, "Precision@10": 0.411771,
-                          "Recall@10": 0.219145, "MAP": 0.146126},
-    "BPR (published)": {"NDCG@10": 0.441997, "Precision@10": 0.388229,
-                        "Recall@10": 0.212522, "MAP": 0.132478},
-    "LightGCN (published)": {"NDCG@10": 0.419846, "Precision@10": 0.379626,
-                             "Recall@10": 0.144336, "MAP": 0.088526},
+    "BiVAE (published)": {
+        "NDCG@10": 0.475077,
+        "Precision@10": 0.411771,
+        "Recall@10": 0.219145,
+        "MAP": 0.146126,
+    },
+    "BPR (published)": {
+        "NDCG@10": 0.441997,
+        "Precision@10": 0.388229,
+        "Recall@10": 0.212522,
+        "MAP": 0.132478,
+    },
+    "LightGCN (published)": {
+        "NDCG@10": 0.419846,
+        "Precision@10": 0.379626,
+        "Recall@10": 0.144336,
+        "MAP": 0.088526,
+    },
 }
 PUBLISHED_RMSE = {"SVD (published)": 0.938681, "ALS (published)": 0.965038}
 
@@ -128,27 +140,51 @@ def table_a(seed: int, ratings: pd.DataFrame, n_users: int, n_items: int) -> lis
         train = ratings[ratings["timestamp"] < cut] if name.startswith("BiasedMF") else split.train
         seconds = fit_timed(model, train, n_users, n_items)
         m = evaluate(model, split.train, split.test, n_items=n_items).iloc[0]
-        rows.append({"model": name, "seed": seed, "HR@10": m["HR@10"], "NDCG@10": m["NDCG@10"],
-                     "Recall@10": m["Recall@10"], "fit (s)": seconds})
-    print(f"  A seed {seed}: EASE lambda={l2:g}, ItemKNN k={k_item}, UserKNN k={k_user}; "
-          f"{split.protocol}", flush=True)
+        rows.append(
+            {
+                "model": name,
+                "seed": seed,
+                "HR@10": m["HR@10"],
+                "NDCG@10": m["NDCG@10"],
+                "Recall@10": m["Recall@10"],
+                "fit (s)": seconds,
+            }
+        )
+    print(
+        f"  A seed {seed}: EASE lambda={l2:g}, ItemKNN k={k_item}, UserKNN k={k_user}; "
+        f"{split.protocol}",
+        flush=True,
+    )
     return rows
 
 
 def table_b(seed: int, ratings: pd.DataFrame, n_users: int, n_items: int) -> tuple[list, list]:
     """Published protocol: 75/25 user-stratified random split, all ratings as interactions."""
-    split = pp.random_split(ratings, test_fraction=0.25, seed=seed, n_users=n_users,
-                            n_items=n_items)
-    inner = pp.random_split(split.train, test_fraction=0.25, seed=seed + 1000,
-                            n_users=n_users, n_items=n_items)
+    split = pp.random_split(
+        ratings, test_fraction=0.25, seed=seed, n_users=n_users, n_items=n_items
+    )
+    inner = pp.random_split(
+        split.train, test_fraction=0.25, seed=seed + 1000, n_users=n_users, n_items=n_items
+    )
     l2, k_item, k_user = tune(inner.train, inner.test, n_users, n_items)
     mf = BiasedMF(seed=seed)
     seconds = fit_timed(mf, split.train, n_users, n_items)
-    rating_rows = [{"model": "BiasedMF", "seed": seed, "fit (s)": seconds,
-                    **evaluate_ratings(mf.predict, split.test).iloc[0][["RMSE", "MAE"]]},
-                   {"model": "global mean", "seed": seed, "fit (s)": 0.0,
-                    **evaluate_ratings(lambda u, i: np.full(len(u), split.train["rating"].mean()),
-                                       split.test).iloc[0][["RMSE", "MAE"]]}]
+    rating_rows = [
+        {
+            "model": "BiasedMF",
+            "seed": seed,
+            "fit (s)": seconds,
+            **evaluate_ratings(mf.predict, split.test).iloc[0][["RMSE", "MAE"]],
+        },
+        {
+            "model": "global mean",
+            "seed": seed,
+            "fit (s)": 0.0,
+            **evaluate_ratings(
+                lambda u, i: np.full(len(u), split.train["rating"].mean()), split.test
+            ).iloc[0][["RMSE", "MAE"]],
+        },
+    ]
     models = ranking_models(seed, l2, k_item, k_user)
     ranking_rows = []
     for name, model in {**models, "BiasedMF (ratings)": mf}.items():
@@ -157,23 +193,31 @@ def table_b(seed: int, ratings: pd.DataFrame, n_users: int, n_items: int) -> tup
         else:
             seconds = rating_rows[0]["fit (s)"]
         per_user = evaluate(model, split.train, split.test, n_items=n_items, per_user=True)
-        ranking_rows.append({"model": name, "seed": seed,
-                             "NDCG@10": per_user["NDCG@10"].mean(),
-                             "Precision@10": per_user["Precision@10"].mean(),
-                             "Recall@10": per_user["Recall@10"].mean(),
-                             "MAP": map_over_relevant(per_user, split.test),
-                             "fit (s)": seconds})
-    print(f"  B seed {seed}: EASE lambda={l2:g}, ItemKNN k={k_item}, UserKNN k={k_user}",
-          flush=True)
+        ranking_rows.append(
+            {
+                "model": name,
+                "seed": seed,
+                "NDCG@10": per_user["NDCG@10"].mean(),
+                "Precision@10": per_user["Precision@10"].mean(),
+                "Recall@10": per_user["Recall@10"].mean(),
+                "MAP": map_over_relevant(per_user, split.test),
+                "fit (s)": seconds,
+            }
+        )
+    print(
+        f"  B seed {seed}: EASE lambda={l2:g}, ItemKNN k={k_item}, UserKNN k={k_user}", flush=True
+    )
     return rating_rows, ranking_rows
 
 
 def tune_keras(ratings: pd.DataFrame, n_users: int, n_items: int, seed: int = 42) -> None:
     """The validation grid behind the BiasedMF and BPR defaults (table-B protocol)."""
-    split = pp.random_split(ratings, test_fraction=0.25, seed=seed, n_users=n_users,
-                            n_items=n_items)
-    inner = pp.random_split(split.train, test_fraction=0.25, seed=seed + 1000,
-                            n_users=n_users, n_items=n_items)
+    split = pp.random_split(
+        ratings, test_fraction=0.25, seed=seed, n_users=n_users, n_items=n_items
+    )
+    inner = pp.random_split(
+        split.train, test_fraction=0.25, seed=seed + 1000, n_users=n_users, n_items=n_items
+    )
     for n_factors in (16, 64):
         for l2 in (0.05, 0.1, 0.2):
             mf = BiasedMF(n_factors=n_factors, l2=l2).fit(inner.train, n_users, n_items)
@@ -228,48 +272,56 @@ def main() -> None:
     cols_a = ["HR@10", "NDCG@10", "Recall@10", "fit (s)"]
     cols_rank = ["NDCG@10", "Precision@10", "Recall@10", "MAP", "fit (s)"]
     table_a_md = mean_std(rows_a, cols_a).to_markdown()
-    rating = pd.concat([mean_std(rating_rows, ["RMSE", "MAE", "fit (s)"]),
-                        published_rows({k: {"RMSE": v} for k, v in PUBLISHED_RMSE.items()},
-                                       ["RMSE", "MAE", "fit (s)"])])
-    ranking = pd.concat([mean_std(ranking_rows, cols_rank),
-                         published_rows(PUBLISHED, cols_rank)])
+    rating = pd.concat(
+        [
+            mean_std(rating_rows, ["RMSE", "MAE", "fit (s)"]),
+            published_rows(
+                {k: {"RMSE": v} for k, v in PUBLISHED_RMSE.items()}, ["RMSE", "MAE", "fit (s)"]
+            ),
+        ]
+    )
+    ranking = pd.concat([mean_std(ranking_rows, cols_rank), published_rows(PUBLISHED, cols_rank)])
     try:
         load = f"{os.getloadavg()[0]:.1f}"
     except OSError:  # pragma: no cover - not on every platform
         load = "n/a"
-    machine = (f"{platform.platform()}, {os.cpu_count()} CPU cores, Python "
-               f"{platform.python_version()}, load average {load} at the end; "
-               f"{args.seeds} seeds in {total / 60:.1f} min")
-    text = "\n".join([
-        "## Chapter 3b: collaborative filtering on ml-100k",
-        "",
-        f"Produced by `benchmarks/bench_chapter3.py --seeds {args.seeds}` on "
-        f"{time.strftime('%Y-%m-%d')} ({machine}). Mean ± standard deviation over seeds "
-        f"0..{args.seeds - 1}; training times are wall-clock seconds on a shared machine and "
-        "vary with its load.",
-        "",
-        "**A. Book default protocol.** Ratings >= 4 are positives; global temporal split "
-        "(last 20 % of positives by time are the test; test rows of users or items unseen in "
-        "training removed); full ranking of all 1,682 items with training items excluded. The "
-        "split is the same for every seed, so the spread comes from the models' seeds only "
-        "(the NumPy models have none). BiasedMF learns from every rating made before the test "
-        "period. EASE lambda and KNN k chosen on a temporal validation split.",
-        "",
-        table_a_md,
-        "",
-        "**B. Published protocol** (Recommenders library benchmark: 75/25 random split "
-        "stratified by user, a new split per seed). Rating prediction on the test ratings:",
-        "",
-        rating.to_markdown(),
-        "",
-        "Top-10 ranking, all ratings as interactions, training items excluded, all items "
-        "ranked. MAP = average precision divided by the number of relevant items (the "
-        "published column's definition). Published rows: Recommenders README, \"Algorithm "
-        "Comparison\" table (commit 005dcd0).",
-        "",
-        ranking.to_markdown(),
-        "",
-    ])
+    machine = (
+        f"{platform.platform()}, {os.cpu_count()} CPU cores, Python "
+        f"{platform.python_version()}, load average {load} at the end; "
+        f"{args.seeds} seeds in {total / 60:.1f} min"
+    )
+    text = "\n".join(
+        [
+            "## Chapter 3b: collaborative filtering on ml-100k",
+            "",
+            f"Produced by `benchmarks/bench_chapter3.py --seeds {args.seeds}` on "
+            f"{time.strftime('%Y-%m-%d')} ({machine}). Mean ± standard deviation over seeds "
+            f"0..{args.seeds - 1}; training times are wall-clock seconds on a shared machine and "
+            "vary with its load.",
+            "",
+            "**A. Book default protocol.** Ratings >= 4 are positives; global temporal split "
+            "(last 20 % of positives by time are the test; test rows of users or items unseen in "
+            "training removed); full ranking of all 1,682 items with training items excluded. The "
+            "split is the same for every seed, so the spread comes from the models' seeds only "
+            "(the NumPy models have none). BiasedMF learns from every rating made before the test "
+            "period. EASE lambda and KNN k chosen on a temporal validation split.",
+            "",
+            table_a_md,
+            "",
+            "**B. Published protocol** (Recommenders library benchmark: 75/25 random split "
+            "stratified by user, a new split per seed). Rating prediction on the test ratings:",
+            "",
+            rating.to_markdown(),
+            "",
+            "Top-10 ranking, all ratings as interactions, training items excluded, all items "
+            "ranked. MAP = average precision divided by the number of relevant items (the "
+            "published column's definition). Published rows: Recommenders README, \"Algorithm "
+            'Comparison" table (commit 005dcd0).',
+            "",
+            ranking.to_markdown(),
+            "",
+        ]
+    )
     print()
     print(text)
     out = Path(args.out)
