@@ -255,6 +255,17 @@ def test_fit_needs_an_order_column(split):
         SASRec(**TINY).fit(split.train.drop(columns="item_idx"))
 
 
+def test_fit_argument_errors(split):
+    with pytest.raises(TypeError, match="numeric"):
+        SASRec(**TINY).fit(split.train.assign(timestamp=split.train["timestamp"].astype(str)))
+    with pytest.raises(ValueError, match="patience"):
+        SASRec(**TINY).fit(split.train, validation=split.validation, patience=0)
+    with pytest.raises(ValueError, match="max_validation_users"):
+        SASRec(**TINY).fit(split.train, validation=split.validation, max_validation_users=0)
+    with pytest.raises(KeyError, match="item_idx"):
+        SASRec(**TINY).fit(split.train, validation=split.validation.drop(columns="item_idx"))
+
+
 def test_scoring_errors(sasrec, split):
     with pytest.raises(RuntimeError, match="not fitted"):
         SASRec().score_histories(np.array([[1, 2]]))

@@ -102,7 +102,11 @@ class BERT4Rec(SequentialRecommender):
         )  # fmt: skip
         self.n_heads = check_positive_int("n_heads", n_heads)
         self.n_layers = check_positive_int("n_layers", n_layers)
-        if isinstance(mask_prob, bool) or not isinstance(mask_prob, int | float) or not 0 < mask_prob < 1:
+        if (
+            isinstance(mask_prob, bool)
+            or not isinstance(mask_prob, int | float)
+            or not 0 < mask_prob < 1
+        ):
             raise ValueError(f"mask_prob must lie in (0, 1), got {mask_prob!r}.")
         self.mask_prob = float(mask_prob)
         self.dropout = dropout

@@ -32,9 +32,7 @@ class GRU4RecNetwork(NextItemNetwork):
     is the zero initial state however much padding precedes it.
     """
 
-    def __init__(
-        self, n_items: int, dim: int, dropout: float, loss: str, seed: int, **kwargs
-    ):
+    def __init__(self, n_items: int, dim: int, dropout: float, loss: str, seed: int, **kwargs):
         super().__init__(n_items, loss, **kwargs)
         self.item_embedding = keras.layers.Embedding(
             n_items, dim,
@@ -107,9 +105,7 @@ class GRU4Rec(SequentialRecommender):
         self.dropout = dropout
 
     def _network(self) -> GRU4RecNetwork:
-        return GRU4RecNetwork(
-            self.n_items, self.embedding_dim, self.dropout, self.loss, self.seed
-        )
+        return GRU4RecNetwork(self.n_items, self.embedding_dim, self.dropout, self.loss, self.seed)
 
     def hidden_states(self, histories) -> np.ndarray:
         """``(B, L, d) float32`` GRU states after each position of ``histories``."""

@@ -39,10 +39,10 @@ their longest sequence.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -67,6 +67,7 @@ __all__ = [
     "attention_mask",
     "bucket_widths",
     "length_batches",
+    "ordered",
 ]
 
 #: Training losses of a next-item model (see :class:`NextItemNetwork`).
@@ -78,7 +79,7 @@ ORDER_COLUMNS = ("timestamp", "position")
 # --------------------------------------------------------------------------- transformer
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class TransformerConfig:
     """Sizes of a :class:`TransformerEncoder` (the nanoGPT ``GPTConfig`` of the book).
 
@@ -189,7 +190,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             return ops.transpose(ops.reshape(t, (batch, width, h, d_head)), (0, 2, 1, 3))
 
         q, k, v = (split_heads(t) for t in ops.split(self.qkv(x), 3, axis=-1))
-        scores = ops.matmul(ops.cast(q, "float32"), ops.transpose(ops.cast(k, "float32"), (0, 1, 3, 2)))
+        scores = ops.matmul(
+            ops.cast(q, "float32"), ops.transpose(ops.cast(k, "float32"), (0, 1, 3, 2))
+        )
         scores = ops.where(mask, scores / math.sqrt(d_head), losses.MASK_LOGIT)
         # (B, h, W, W) float32; rows with no allowed key (padding queries) become all 0
         weights = ops.where(mask, ops.softmax(scores, axis=-1), 0.0)
@@ -257,7 +260,7 @@ class TransformerEncoder(keras.layers.Layer):
         self.dropout = keras.layers.Dropout(config.dropout, seed=seed + 9)
         self.blocks = [
             TransformerBlock(
-                TransformerConfig(**{**config.__dict__, "seed": seed + 100 * (i + 1)}),
+                dataclasses.replace(config, seed=seed + 100 * (i + 1)),
                 name=f"block_{i}",
             )
             for i in range(config.n_layers)
@@ -412,7 +415,7 @@ def ordered(frame: pd.DataFrame, name: str = "train") -> pd.DataFrame:
     check_interactions(frame, name)
     for col in ORDER_COLUMNS:
         if col in frame.columns:
-            if not np.issubdtype(frame[col].dtype, np.number):
+            if not pd.api.types.is_numeric_dtype(frame[col]):
                 raise TypeError(f"{name}[{col!r}] must be numeric, got dtype {frame[col].dtype}.")
             return pd.DataFrame(
                 {
