@@ -321,7 +321,8 @@ class NextItemNetwork(keras.Model):
     def logits(self, hidden):
         """``(..., n_items) float32`` scores ``h . e_j`` of every item, padding at MASK_LOGIT."""
         e = ops.cast(self.output_embeddings(), "float32")
-        return ops.matmul(ops.cast(hidden, "float32"), ops.transpose(e)) + self.padding_logit
+        padding = ops.convert_to_tensor(self.padding_logit)  # a NumPy array: make it a tensor
+        return ops.matmul(ops.cast(hidden, "float32"), ops.transpose(e)) + padding
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if self.loss_name == "softmax":
