@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys_book.models.mf import check_positive_int
+from recsys_book.models.base import check_positive_int
 from recsys_book.models.sequential import (
     NextItemNetwork,
     SequentialRecommender,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys_book.models.mf import check_nonnegative
+from recsys_book.models.base import check_nonnegative
 from recsys_book.models.sequential import NextItemNetwork, SequentialRecommender, keras, ops
 
 __all__ = ["GRU4Rec", "GRU4RecNetwork"]

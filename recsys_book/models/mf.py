@@ -23,32 +23,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from recsys_book.models.base import Recommender
+from recsys_book.models.base import Recommender, check_nonnegative, check_positive_int
 from recsys_book.runtime import import_keras
 
 keras = import_keras()
 ops = keras.ops
-
-
-def check_positive_int(name: str, value) -> int:
-    """``value`` as an int, or ``ValueError`` naming ``name`` unless it is a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def check_nonnegative(name: str, value, strict: bool = False) -> float:
-    """``value`` as a float, or ``ValueError`` unless finite and ``>= 0`` (``> 0`` if strict)."""
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float | np.integer | np.floating)
-        and np.isfinite(value)
-        and (value > 0 if strict else value >= 0)
-    )
-    if not ok:
-        bound = "> 0" if strict else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
-    return float(value)
 
 
 class BiasedMFNetwork(keras.Model):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys_book.models.mf import check_positive_int
+from recsys_book.models.base import check_positive_int
 from recsys_book.models.sequential import (
     NextItemNetwork,
     SequentialRecommender,

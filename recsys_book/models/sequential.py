@@ -48,8 +48,12 @@ import numpy as np
 import pandas as pd
 
 from recsys_book import losses
-from recsys_book.models.base import Recommender, check_interactions
-from recsys_book.models.mf import check_nonnegative, check_positive_int
+from recsys_book.models.base import (
+    Recommender,
+    check_interactions,
+    check_nonnegative,
+    check_positive_int,
+)
 from recsys_book.preprocessing import build_sequences, shifted_sequences
 from recsys_book.runtime import import_keras
 

@@ -31,8 +31,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_book import losses
-from recsys_book.models.base import Recommender
-from recsys_book.models.mf import check_nonnegative, check_positive_int
+from recsys_book.models.base import Recommender, check_nonnegative, check_positive_int
 from recsys_book.runtime import import_keras
 
 keras = import_keras()
