@@ -16,8 +16,13 @@ with BCE and one negative .0246 / .0126; BERT4Rec .0338 / .0187.
     RECSYS_BOOK_DATA=../shared/data .venv/bin/python benchmarks/bench_sequential.py \
         --model sasrec --loss softmax --epochs 10 --dataset beauty
 
-One line per run is appended to ``benchmarks/results/sequential.md``: metrics,
-epochs, wall and CPU time, peak memory (``resource.getrusage``), load average.
+One line per run is appended to ``benchmarks/results/sequential.md`` (or ``--results``):
+metrics, epochs, wall and CPU time, peak host memory (``resource.getrusage``), load
+average, backend, precision and device. The same script runs on a GPU under any Keras
+backend, e.g. on the JAX backend in bfloat16 with a 5-minute budget:
+
+    KERAS_BACKEND=jax python benchmarks/bench_sequential.py --model sasrec \
+        --loss softmax --epochs 200 --patience 10 --max-minutes 5 --mixed-precision bfloat16
 """
 
 from __future__ import annotations
@@ -42,24 +47,39 @@ PUBLISHED = {  # Klenitskiy & Vasilev (RecSys 2023), Beauty, full ranking: (HR@1
 RESULTS = Path(__file__).parent / "results" / "sequential.md"
 HEADER = (
     "| date | dataset | model | loss | epochs (best) | max_len | d | batch | lr | "
-    "HR@10 | NDCG@10 | published HR / NDCG | fit wall s | fit CPU s | peak RSS GB | load avg | machine |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    "HR@10 | NDCG@10 | published HR / NDCG | fit wall s | fit CPU s | peak RSS GB | load avg | "
+    "backend / precision | machine |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
-def load(dataset: str) -> pd.DataFrame:
-    """Encoded interactions with an order column, 5-core as distributed (Beauty) or as is."""
+def load(dataset: str) -> tuple[pd.DataFrame, str]:
+    """Encoded interactions, 5-core as distributed (Beauty) or as is, and their order column."""
     from recsys_book import data
     from recsys_book.preprocessing import encode_ids
 
-    if dataset == "beauty":
-        frame = data.load_beauty()
-        # no timestamps in this file: the split orders by `timestamp`, so use the position
-        frame["timestamp"] = frame["position"]
+    if dataset == "beauty":  # no timestamps in this file: each user's order is `position`
+        frame, order_by = data.load_beauty(), "position"
     else:
-        frame = data.load_movielens(dataset).ratings
+        frame, order_by = data.load_movielens(dataset).ratings, "timestamp"
     encoded, _ = encode_ids(frame)
-    return encoded
+    return encoded, order_by
+
+
+def machine(info) -> str:
+    """The cores and, when the backend sees one, the accelerator's name."""
+    text = f"{os.cpu_count()} cores, {platform.machine()}"
+    if info.has_gpu and info.backend == "jax":
+        import jax
+
+        text += f", {jax.devices()[0].device_kind}"
+    elif info.has_gpu and info.backend == "torch":
+        import torch
+
+        text += f", {torch.cuda.get_device_name(0)}"
+    elif info.has_gpu:
+        text += ", GPU"
+    return text
 
 
 def make_model(args):
@@ -99,14 +119,18 @@ def main() -> None:
     parser.add_argument("--val-users", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--jit", action="store_true", help="XLA-compile the train step")
+    parser.add_argument("--max-minutes", type=float, default=None, help="training time budget")
+    parser.add_argument("--mixed-precision", choices=("float16", "bfloat16"), default=None)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the table to append to")
     parser.add_argument("--no-save", action="store_true", help="do not append to the results")
     args = parser.parse_args()
 
-    setup(seed=args.seed)
+    info = setup(seed=args.seed, mixed_precision=args.mixed_precision or False)
     from recsys_book.evaluation import evaluate
     from recsys_book.preprocessing import leave_one_out_split
 
-    split = leave_one_out_split(load(args.dataset))
+    frame, order_by = load(args.dataset)
+    split = leave_one_out_split(frame, order_by=order_by)
     print(split.protocol)
     print(f"{args.dataset}: {split.n_users - 1} users, {split.n_items - 1} items, "
           f"{len(split.train)} training interactions")  # fmt: skip
@@ -116,6 +140,7 @@ def main() -> None:
     model.fit(
         split.train, split.n_users, split.n_items, validation=split.validation,
         patience=args.patience, max_validation_users=args.val_users,
+        max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
     )  # fmt: skip
     fit_wall, fit_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
 
@@ -132,9 +157,9 @@ def main() -> None:
           f"fit {fit_wall:.0f} s wall, {fit_cpu:.0f} s CPU; peak RSS {peak_gb:.2f} GB")  # fmt: skip
 
     if not args.no_save:
-        RESULTS.parent.mkdir(exist_ok=True)
-        new = not RESULTS.exists()
-        with RESULTS.open("a") as f:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        new = not args.results.exists()
+        with args.results.open("a") as f:
             if new:
                 f.write("# Sequential models: leave-one-out, full ranking\n\n")
                 f.write("Written by `benchmarks/bench_sequential.py`; see its docstring for the protocol.\n\n")  # fmt: skip
@@ -144,7 +169,7 @@ def main() -> None:
                 f"{len(model.history_)} ({model.best_epoch_}) | {args.max_len} | {args.dim} | "
                 f"{args.batch_size} | {args.lr} | {hr:.4f} | {ndcg:.4f} | {pub} | "
                 f"{fit_wall:.0f} | {fit_cpu:.0f} | {peak_gb:.2f} | {load_avg:.1f} | "
-                f"{os.cpu_count()} cores, {platform.machine()} |\n"
+                f"{info.backend} / {info.precision} | {machine(info)} |\n"
             )
 
 

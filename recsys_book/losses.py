@@ -86,6 +86,7 @@ def softmax_cross_entropy(
     *,
     padding_index: int | None = 0,
     reduction: str = "mean",
+    target_logits: Tensor | None = None,
 ) -> Tensor:
     """Softmax cross-entropy over the whole catalogue.
 
@@ -101,6 +102,13 @@ def softmax_cross_entropy(
         padding_index: targets equal to it are ignored (weight 0, e.g. padded
             positions of a sequence); ``None`` ignores none.
         reduction: ``"mean"`` over non-padding targets, ``"sum"`` or ``"none"``.
+        target_logits: optional ``(...)`` logits :math:`z_{uy}` of the targets,
+            computed by the caller (e.g. ``h . e_y`` from the gathered target
+            embedding). Then the loss is ``logsumexp(logits) - target_logits``, the
+            same value without materialising ``log_softmax`` over the catalogue or
+            gathering from it: about a third less work per training step for a
+            54k-item softmax on a CPU. The caller must make them equal to the
+            targets' entries of ``logits``.
 
     Returns:
         A float32 scalar, or ``(...)`` per-target losses for ``reduction="none"``.
@@ -116,10 +124,19 @@ def softmax_cross_entropy(
             f"targets must have the shape of logits without its last axis: logits "
             f"{tuple(logits.shape)}, targets {tuple(targets.shape)}."
         )
-    log_p = ops.log_softmax(logits, axis=-1)
-    log_p_target = ops.squeeze(
-        ops.take_along_axis(log_p, ops.expand_dims(targets, -1), axis=-1), axis=-1
-    )
+    if target_logits is None:
+        log_p = ops.log_softmax(logits, axis=-1)
+        log_p_target = ops.squeeze(
+            ops.take_along_axis(log_p, ops.expand_dims(targets, -1), axis=-1), axis=-1
+        )
+    else:  # fused: no (..., n_items) log-probabilities are materialised or gathered from
+        target_logits = _float(target_logits)
+        if tuple(target_logits.shape) != tuple(targets.shape):
+            raise ValueError(
+                f"target_logits must have the shape of targets: target_logits "
+                f"{tuple(target_logits.shape)}, targets {tuple(targets.shape)}."
+            )
+        log_p_target = target_logits - ops.logsumexp(logits, axis=-1)
     weights = None
     if padding_index is not None:
         weights = ops.cast(ops.not_equal(targets, padding_index), "float32")

@@ -567,13 +567,13 @@ def temporal_split(
     return Split(train, validation, test, n_users, n_items, protocol, cold_removed)
 
 
-def _rank_from_end(frame: pd.DataFrame) -> np.ndarray:
+def _rank_from_end(frame: pd.DataFrame, order_by: str = "timestamp") -> np.ndarray:
     """For each row, how many of its user's interactions come later (0 = the user's last).
 
-    Order is by ``timestamp``, then by row position, so ties keep the row order.
+    Order is by ``order_by``, then by row position, so ties keep the row order.
     """
     users = _ints(frame, "user_idx")
-    order = np.lexsort((np.arange(len(frame)), _ints(frame, "timestamp"), users))
+    order = np.lexsort((np.arange(len(frame)), _ints(frame, order_by), users))
     sorted_users = pd.Series(users[order])
     rank = np.empty(len(frame), dtype=np.int64)
     rank[order] = sorted_users.groupby(sorted_users, sort=False).cumcount(ascending=False)
@@ -587,11 +587,13 @@ def leave_one_out_split(
     drop_short_users: bool = False,
     n_users: int | None = None,
     n_items: int | None = None,
+    order_by: str = "timestamp",
 ) -> Split:
     """Leave-one-out by time: each user's last interaction is the test.
 
-    Per user, interactions are ordered by ``timestamp`` and, for equal
-    timestamps, by row order. The last one goes to test, the one before it to
+    Per user, interactions are ordered by ``order_by`` (``timestamp``, or
+    ``position`` for data that give only each user's order, like Amazon Beauty
+    from :func:`recsys_book.data.load_beauty`) and, for equal values, by row order. The last one goes to test, the one before it to
     validation (if ``validation``), the rest to train. The common protocol of
     sequential-recommendation papers (SASRec, BERT4Rec); note that the test
     interactions of different users happen at different times, so a model may
@@ -603,11 +605,21 @@ def leave_one_out_split(
         drop_short_users: leave out users with too few interactions (3 with
             validation, else 2) instead of raising.
         n_users, n_items: vocabulary sizes; default ``max index + 1``.
+        order_by: the numeric column that orders each user's interactions.
 
     Raises:
+        KeyError: ``frame`` lacks ``user_idx``, ``item_idx`` or ``order_by``.
+        TypeError: ``order_by`` is not a numeric column.
         ValueError: some users have too few interactions (and not ``drop_short_users``).
     """
-    _check_split_input(frame, needs_time=True)
+    if not isinstance(order_by, str):
+        raise TypeError(f"order_by must be a column name, got {order_by!r}.")
+    validate_interactions(frame, required=(*_ENCODED, order_by))
+    if not pd.api.types.is_numeric_dtype(frame[order_by]):
+        raise TypeError(
+            f"frame[{order_by!r}] must be numeric to order interactions, got dtype "
+            f"{frame[order_by].dtype}."
+        )
     n_users = _vocabulary_size(frame, "user_idx", n_users, "n_users")
     n_items = _vocabulary_size(frame, "item_idx", n_items, "n_items")
     need = 3 if validation else 2
@@ -625,14 +637,15 @@ def leave_one_out_split(
             )
         frame = frame[per_user[users] >= need]
         dropped_text = f"; {short.size} users with fewer than {need} interactions left out"
-    rank = _rank_from_end(frame)
+    rank = _rank_from_end(frame, order_by)
     test = frame[rank == 0]
     val_part = frame[rank == 1] if validation else None
     train = frame[rank >= (2 if validation else 1)]
+    by = "time" if order_by == "timestamp" else f"{order_by!r}"
     protocol = (
-        "leave-one-out by time: each user's last interaction is test"
+        f"leave-one-out by {by}: each user's last interaction is test"
         + (", the second-to-last validation" if validation else "")
-        + ", the rest train (equal timestamps keep row order)"
+        + f", the rest train (equal {order_by}s keep row order)"
         + dropped_text
     )
     return Split(train, val_part, test, n_users, n_items, protocol)

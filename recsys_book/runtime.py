@@ -118,7 +118,7 @@ def setup(
     seed: int = 42,
     *,
     backend: str | None = None,
-    mixed_precision: bool = False,
+    mixed_precision: bool | str = False,
     deterministic: bool = False,
     verbose: bool = True,
 ) -> RuntimeInfo:
@@ -128,16 +128,29 @@ def setup(
         seed: seed for Python's ``random``, NumPy and the Keras backend.
         backend: ``"tensorflow"``, ``"jax"`` or ``"torch"``; ``None`` keeps
             ``KERAS_BACKEND`` (TensorFlow when unset).
-        mixed_precision: use the ``mixed_float16`` policy (float16 compute,
-            float32 variables); worthwhile on GPUs, slower on most CPUs.
+        mixed_precision: ``False`` (float32), ``True`` or ``"float16"`` for the
+            ``mixed_float16`` policy (float16 compute, float32 variables, loss
+            scaling), ``"bfloat16"`` for ``mixed_bfloat16`` (no loss scaling
+            needed; the choice on TPUs and on GPUs from Ampere on, such as the
+            A100 and H100). Worthwhile on GPUs, slower on most CPUs.
         deterministic: ask the backend for deterministic kernels (slower on GPU).
         verbose: print the one-line report.
 
     Returns:
         A :class:`RuntimeInfo` describing the configuration.
+
+    Raises:
+        ValueError: a negative or non-integer seed, or an unknown ``mixed_precision``.
     """
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    policies = {False: "float32", True: "mixed_float16", "float16": "mixed_float16",
+                "bfloat16": "mixed_bfloat16"}  # fmt: skip
+    if not isinstance(mixed_precision, bool | str) or mixed_precision not in policies:
+        raise ValueError(
+            f"mixed_precision={mixed_precision!r} is not one of False, True, 'float16' "
+            "or 'bfloat16'."
+        )
     keras = import_keras(backend)
     name = keras.backend.backend()
     random.seed(seed)
@@ -153,7 +166,7 @@ def setup(
 
             torch.use_deterministic_algorithms(True, warn_only=True)
         # JAX is deterministic on CPU, and on GPU with XLA_FLAGS set by the user.
-    policy = "mixed_float16" if mixed_precision else "float32"
+    policy = policies[mixed_precision]
     keras.mixed_precision.set_global_policy(policy)
     info = RuntimeInfo(name, _devices(name), policy, int(seed), deterministic)
     if verbose:

@@ -93,6 +93,34 @@ def test_softmax_ce_gradient_is_p_minus_onehot(rng):
     np.testing.assert_allclose(g, p - np.eye(8)[targets], rtol=RTOL, atol=ATOL)
 
 
+def test_softmax_ce_fused_target_logits_equal_unfused(rng):
+    logits = rng.normal(size=(2, 4, 7)).astype(np.float32) * 2
+    targets = np.array([[0, 3, 2, 6], [1, 2, 0, 4]])
+    target_logits = np.take_along_axis(logits, targets[..., None], -1)[..., 0]
+    for reduction in ("none", "sum", "mean"):
+        plain = np_(losses.softmax_cross_entropy(logits, targets, reduction=reduction))
+        fused = np_(
+            losses.softmax_cross_entropy(
+                logits, targets, reduction=reduction, target_logits=target_logits
+            )
+        )
+        np.testing.assert_allclose(fused, plain, rtol=RTOL, atol=ATOL)
+    # the gradient reaches the target logit through target_logits, not the gather
+    g = grad(
+        lambda z: losses.softmax_cross_entropy(
+            z, targets, reduction="sum", target_logits=ops.sum(
+                ops.multiply(z, ops.convert_to_tensor(np.eye(7, dtype="float32")[targets])), axis=-1
+            ),
+        ),
+        logits,
+    )  # fmt: skip
+    p = np.exp(logits - np_logsumexp(logits.astype(np.float64))[..., None])
+    expected = (p - np.eye(7)[targets]) * (targets != 0)[..., None]
+    np.testing.assert_allclose(g, expected, rtol=RTOL, atol=ATOL)
+    with pytest.raises(ValueError, match="target_logits must have the shape"):
+        losses.softmax_cross_entropy(logits, targets, target_logits=target_logits[:, :2])
+
+
 def test_softmax_ce_rejects_bad_shapes_and_reduction(rng):
     logits = rng.normal(size=(3, 5))
     with pytest.raises(ValueError, match="targets must have the shape"):

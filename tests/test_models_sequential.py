@@ -266,6 +266,15 @@ def test_fit_argument_errors(split):
         SASRec(**TINY).fit(split.train, validation=split.validation.drop(columns="item_idx"))
 
 
+def test_time_budget_stops_after_the_epoch_that_exceeds_it(split):
+    model = SASRec(n_layers=1, epochs=50, **TINY).fit(split.train, max_seconds=1e-9)
+    assert len(model.history_) == 1  # the first epoch always runs; no second one starts
+    with pytest.raises(ValueError, match="max_seconds"):
+        SASRec(**TINY).fit(split.train, max_seconds=0)
+    with pytest.raises(ValueError, match="max_seconds"):
+        SASRec(**TINY).fit(split.train, max_seconds=float("inf"))
+
+
 def test_scoring_errors(sasrec, split):
     with pytest.raises(RuntimeError, match="not fitted"):
         SASRec().score_histories(np.array([[1, 2]]))

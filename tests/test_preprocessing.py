@@ -506,3 +506,22 @@ def test_negative_sampling_errors(kwargs, error, words):
     args.update(kwargs)
     with pytest.raises(error, match=words):
         P.sample_negatives(**args)
+
+
+def test_leave_one_out_orders_by_another_column():
+    frame = pd.DataFrame(
+        {"user_idx": [1, 1, 1, 2, 2, 2], "item_idx": [5, 6, 7, 8, 9, 10],
+         "position": [2, 0, 1, 0, 2, 1]}
+    )  # fmt: skip
+    split = P.leave_one_out_split(frame, order_by="position")
+    assert sorted(split.test["item_idx"]) == [5, 9]
+    assert sorted(split.validation["item_idx"]) == [7, 10]
+    assert "leave-one-out by 'position'" in split.protocol
+    with pytest.raises(KeyError, match="timestamp"):
+        P.leave_one_out_split(frame)  # no timestamp column: the message names it
+    with pytest.raises(TypeError, match="numeric"):
+        P.leave_one_out_split(
+            frame.assign(position=frame["position"].astype(str)), order_by="position"
+        )
+    with pytest.raises(TypeError, match="column name"):
+        P.leave_one_out_split(frame, order_by=["position"])

@@ -42,6 +42,21 @@ def test_mixed_precision_switch_and_back():
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+def test_mixed_bfloat16_policy_and_bad_choice():
+    keras = import_keras()
+    try:
+        info = setup(seed=0, mixed_precision="bfloat16", verbose=False)
+        assert info.precision == "mixed_bfloat16"
+        assert keras.layers.Dense(2).compute_dtype == "bfloat16"
+        assert setup(seed=0, mixed_precision="float16", verbose=False).precision == "mixed_float16"
+    finally:
+        setup(seed=0, verbose=False)
+    for bad in ("fp16", "float32", 1, None):
+        with pytest.raises(ValueError, match="mixed_precision"):
+            setup(seed=0, mixed_precision=bad, verbose=False)
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
 @pytest.mark.parametrize("seed", [-1, 1.5, "1"])
 def test_bad_seed_is_rejected(seed):
     with pytest.raises(ValueError, match="seed"):

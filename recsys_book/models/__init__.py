@@ -17,6 +17,7 @@ _WHERE = {
     "UserKNN": "neighborhood",
     "EASE": "ease",
     "BiasedMF": "mf",
+    "MultiTask": "multitask",
     "BPR": "bpr",
     "TwoTower": "two_tower",
     "ContentBased": "content",

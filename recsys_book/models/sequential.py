@@ -329,10 +329,11 @@ class NextItemNetwork(keras.Model):
         return ops.matmul(ops.cast(hidden, "float32"), ops.transpose(e)) + padding
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if self.loss_name == "softmax":
-            return losses.softmax_cross_entropy(self.logits(y_pred), y)
         h = ops.cast(y_pred, "float32")
         e = ops.cast(self.output_embeddings(), "float32")
+        if self.loss_name == "softmax":  # fused: target logits from the gathered embeddings
+            target_logits = ops.sum(h * ops.take(e, y, axis=0), axis=-1)
+            return losses.softmax_cross_entropy(self.logits(h), y, target_logits=target_logits)
         if self.loss_name == "bce":
             targets, negatives = y[..., 0], y[..., 1]
             pos = ops.sum(h * ops.take(e, targets, axis=0), axis=-1)
@@ -534,6 +535,7 @@ class SequentialRecommender(Recommender):
         validation: pd.DataFrame | None = None,
         patience: int | None = None,
         max_validation_users: int | None = None,
+        max_seconds: float | None = None,
     ):
         """Train on the ordered interactions of ``train``; returns ``self``.
 
@@ -549,6 +551,9 @@ class SequentialRecommender(Recommender):
                 NDCG@10 (``None``: train all ``epochs``).
             max_validation_users: validate on a fixed random sample of this many
                 users (faster on large data); ``None``: all.
+            max_seconds: a time budget: no new epoch starts once this many
+                seconds of wall time (training and validation) have passed, so
+                the fit ends at most one epoch beyond it (``None``: no budget).
 
         Raises:
             KeyError: ``train`` has no ``timestamp``/``position`` column, or
@@ -565,11 +570,14 @@ class SequentialRecommender(Recommender):
             check_positive_int("patience", patience)
         if max_validation_users is not None:
             check_positive_int("max_validation_users", max_validation_users)
+        if max_seconds is not None:
+            check_nonnegative("max_seconds", max_seconds, strict=True)
         self._validation = (validation, patience, max_validation_users)
+        self._max_seconds = max_seconds
         try:
             return super().fit(train, n_users, n_items)
         finally:
-            del self._validation
+            del self._validation, self._max_seconds
 
     def _fit(self, train: pd.DataFrame) -> None:
         if self.n_items < 3:
@@ -646,6 +654,8 @@ class SequentialRecommender(Recommender):
             if self.verbose:
                 print(", ".join(f"{k}={v:.4g}" for k, v in record.items()), flush=True)
             if patience is not None and waited >= patience:
+                break
+            if self._max_seconds is not None and time.perf_counter() - start >= self._max_seconds:
                 break
         if best_weights is not None:
             self.network_.set_weights(best_weights)
