@@ -79,6 +79,12 @@ MISTAKES = {
         "q @ np.swapaxes(k, -1, -2)",
         "attention scores not divided by sqrt(d)",
     ),
+    "a5_text_cold_start": Mistake(
+        ("q3",),
+        "unit(item_embeddings).T",
+        "item_embeddings.T",
+        "item vectors not scaled to unit length in the cosine (MiniLM's happen to be)",
+    ),
 }
 
 

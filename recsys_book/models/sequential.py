@@ -329,11 +329,12 @@ class NextItemNetwork(keras.Model):
         return ops.matmul(ops.cast(hidden, "float32"), ops.transpose(e)) + padding
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if self.loss_name == "softmax":
+            # (losses.softmax_cross_entropy(..., target_logits=h . e_y) is about 15 % cheaper
+            # on a CPU, but rounds differently: the chapters' numbers were made with this one)
+            return losses.softmax_cross_entropy(self.logits(y_pred), y)
         h = ops.cast(y_pred, "float32")
         e = ops.cast(self.output_embeddings(), "float32")
-        if self.loss_name == "softmax":  # fused: target logits from the gathered embeddings
-            target_logits = ops.sum(h * ops.take(e, y, axis=0), axis=-1)
-            return losses.softmax_cross_entropy(self.logits(h), y, target_logits=target_logits)
         if self.loss_name == "bce":
             targets, negatives = y[..., 0], y[..., 1]
             pos = ops.sum(h * ops.take(e, targets, axis=0), axis=-1)
