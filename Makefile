@@ -51,7 +51,7 @@ test: install lint  ## everything CI checks: lint, package tests, notebooks (nbv
 	$(MAKE) --no-print-directory book-strict
 
 # Backend portability: the model tests under JAX and PyTorch (CPU builds; CI runs TensorFlow only).
-BACKEND_TESTS ?= tests/test_runtime.py tests/test_losses.py $(wildcard tests/test_models*.py) tests/test_two_tower.py
+BACKEND_TESTS ?= tests/test_runtime.py tests/test_losses.py $(wildcard tests/test_models*.py) tests/test_two_tower.py tests/test_multitask.py
 
 test-backends: install  ## run the model tests under the JAX and PyTorch backends too
 	$(BIN)/python -m pip install --quiet "jax[cpu]" torch==2.13.0

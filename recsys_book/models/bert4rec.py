@@ -64,12 +64,13 @@ class BERT4Rec(SequentialRecommender):
             masked, so every sequence trains the recommendation case.
         loss: ``"softmax"`` (default, as the paper), ``"sampled"`` or ``"bce"``,
             computed at masked positions only.
-        n_negatives, proposal, epochs, batch_size, max_positions, learning_rate,
-        seed, jit_compile, verbose: see
-        :class:`~recsys_book.models.sequential.SequentialRecommender`.
+        n_negatives, proposal, epochs, batch_size: see
+            :class:`~recsys_book.models.sequential.SequentialRecommender`.
+        max_positions, learning_rate, seed, jit_compile, verbose: see
+            :class:`~recsys_book.models.sequential.SequentialRecommender`.
 
-    Attributes (after ``fit``): as :class:`~recsys_book.models.sasrec.SASRec`;
-    ``mask_token_`` is the index of ``[mask]`` (= ``n_items``).
+    After ``fit``, the attributes are those of :class:`~recsys_book.models.sasrec.SASRec`,
+    and ``mask_token_`` is the index of ``[mask]`` (= ``n_items``).
 
     Raises:
         ValueError: a hyper-parameter out of range or an unknown ``loss``/``proposal``.

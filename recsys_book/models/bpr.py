@@ -120,7 +120,9 @@ class BPR(Recommender):
         init_std: standard deviation of the normal initial factors.
         seed: seeds the initial factors, the negatives and the shuffling.
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         network_: the trained :class:`BPRNetwork`.
         history_: training loss per epoch (list of floats).
         fit_seconds_: wall time of ``fit``.

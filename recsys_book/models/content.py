@@ -4,7 +4,7 @@ Each item ``i`` has a content vector ``x_i`` (genres, year, tags; see
 :mod:`recsys_book.features`). A user's **profile** is the weighted mean of the
 vectors of the items they interacted with,
 
-    p_u = sum_i w_ui x_i / sum_i |w_ui|,
+    ``p_u = sum_i w_ui x_i / sum_i |w_ui|``,
 
 and an item's score is the **cosine** between profile and item,
 ``cos(p_u, x_i) = p_u . x_i / (|p_u| |x_i|)``. With both sides scaled to unit
@@ -67,7 +67,9 @@ class ContentBased(Recommender):
             differences above ``1e-4`` keep their order; ``None`` returns the
             pure cosine (ties are then left to the caller).
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         item_vectors_: ``(n_items, n_features)`` CSR, unit-length item rows.
         profiles_: ``(n_users, n_features)`` CSR, unit-length user profiles
             (a user without liked training items has a zero profile and

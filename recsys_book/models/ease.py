@@ -29,7 +29,9 @@ class EASE(Recommender):
         l2: the ridge penalty ``lam > 0`` (Steck used a few hundred on
             MovieLens; tune it on a validation split).
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         B_: ``(n_items, n_items) float32`` item-item weights, zero diagonal.
 
     Raises:

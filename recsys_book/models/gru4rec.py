@@ -67,11 +67,12 @@ class GRU4Rec(SequentialRecommender):
         embedding_dim: ``d``, width of the item embeddings and of the GRU state.
         dropout: dropout rate on the embeddings and the GRU outputs.
         loss: ``"softmax"`` (full cross-entropy, default), ``"sampled"`` or ``"bce"``.
-        n_negatives, proposal, epochs, batch_size, max_positions, learning_rate,
-        seed, jit_compile, verbose: see
-        :class:`~recsys_book.models.sequential.SequentialRecommender`.
+        n_negatives, proposal, epochs, batch_size: see
+            :class:`~recsys_book.models.sequential.SequentialRecommender`.
+        max_positions, learning_rate, seed, jit_compile, verbose: see
+            :class:`~recsys_book.models.sequential.SequentialRecommender`.
 
-    Attributes (after ``fit``): as :class:`~recsys_book.models.sasrec.SASRec`.
+    After ``fit``, the attributes are those of :class:`~recsys_book.models.sasrec.SASRec`.
 
     Raises:
         ValueError: a hyper-parameter out of range or an unknown ``loss``/``proposal``.

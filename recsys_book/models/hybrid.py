@@ -254,10 +254,13 @@ class FeatureMF(Recommender):
         use_item_ids: ``False`` drops the item-ID part: a pure feature model.
         seed: seeds initialisation, shuffling and negative sampling.
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         model_: the trained :class:`FeatureMFNet`.
         user_factors_: ``(n_users, dim) float32``.
-        item_factors_: ``(n_items, dim) float32``; ``item_bias_``: ``(n_items,)``.
+        item_factors_: ``(n_items, dim) float32``.
+        item_bias_: ``(n_items,)``.
         history_: training loss per epoch.
     """
 

@@ -101,7 +101,9 @@ class BiasedMF(Recommender):
         clip: clip ``predict`` to the training rating range.
         seed: seeds the initial factors and the shuffling (same seed, same model on CPU).
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         network_: the trained :class:`BiasedMFNetwork`.
         global_mean_: ``mu``, the mean training rating.
         history_: training loss per epoch (list of floats).

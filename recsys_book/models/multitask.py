@@ -357,7 +357,9 @@ class MultiTask(Recommender):
             "interacts and likes" (ESMM's entire-space estimate).
         seed: seeds weights, negatives and shuffling (same seed, same model on CPU).
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         network_: the trained :class:`MultiTaskNetwork`.
         log_: the :class:`~recsys_book.training.TrainingLog` (losses per epoch).
         fit_seconds_: wall time of ``fit``.

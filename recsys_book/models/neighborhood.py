@@ -119,7 +119,9 @@ class ItemKNN(_KNN):
         shrinkage: cosine shrinkage ``>= 0`` (default 0: plain cosine).
         block_size: items per dense block when building the similarities.
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         similarity_: ``(n_items, n_items)`` CSR float32; row ``j`` holds the
             ``k`` neighbours of item ``j``.
 
@@ -150,7 +152,9 @@ class UserKNN(_KNN):
         shrinkage: cosine shrinkage ``>= 0`` (default 0: plain cosine).
         block_size: users per dense block when building the similarities.
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         similarity_: ``(n_users, n_users)`` CSR float32; row ``u`` holds the
             ``k`` neighbours of user ``u``.
 

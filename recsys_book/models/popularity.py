@@ -17,8 +17,10 @@ from recsys_book.models.base import Recommender
 class Popularity(Recommender):
     """Score every item by its number of training interactions.
 
-    Attributes (after ``fit``):
-        ``counts_``: ``(n_items,) float32``, interactions per item in ``train``
+    The attributes below are set by ``fit``.
+
+    Attributes:
+        counts_: ``(n_items,) float32``, interactions per item in ``train``
             (column 0, the padding item, is 0).
 
     Example:

@@ -62,10 +62,14 @@ class SASRec(SequentialRecommender):
             negative per position, the original SASRec) or ``"sampled"``
             (``n_negatives`` per batch with logQ correction).
         n_negatives, proposal: the negatives of ``"sampled"``.
-        epochs, batch_size, max_positions, learning_rate, seed, jit_compile,
-        verbose: see :class:`~recsys_book.models.sequential.SequentialRecommender`.
+        epochs, batch_size, max_positions, learning_rate: see
+            :class:`~recsys_book.models.sequential.SequentialRecommender`.
+        seed, jit_compile, verbose: see
+            :class:`~recsys_book.models.sequential.SequentialRecommender`.
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         network_: the trained :class:`SASRecNetwork`.
         sequences_: ``(n_users, max_len)`` each user's training history.
         history_: one dict per epoch (loss, seconds, validation metrics if any).

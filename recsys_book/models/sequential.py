@@ -449,8 +449,9 @@ class SequentialRecommender(Recommender):
 
     Subclasses set ``_network()`` and may override ``_training_sequences``,
     ``_batch`` and ``_prepare_histories`` (BERT4Rec appends its mask token).
+    The arguments below are common to all the sequence recommenders.
 
-    Common args:
+    Args:
         max_len: most recent items a model reads.
         embedding_dim: width ``d`` of item embeddings and hidden states.
         loss: ``"softmax"`` (full cross-entropy over all items), ``"sampled"``

@@ -9,7 +9,7 @@ use it:
   vectors of the items they interacted with, and an item's score is the cosine
   between profile and item,
 
-      p_u = (1 / |I_u|) sum_{i in I_u} t_i,       s(u, i) = cos(p_u, t_i).
+      ``p_u = (1 / |I_u|) sum_{i in I_u} t_i``,       ``s(u, i) = cos(p_u, t_i)``.
 
 * :class:`TextIDHybrid`, trained: an item's vector is its **ID embedding** plus a
   learned **projection of its text embedding**,
@@ -207,7 +207,9 @@ class TextContent(Recommender):
             index ``i`` (see :func:`item_text_embeddings`); items without text
             have zero rows and score 0.
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         profiles_: ``(n_users, dim) float32`` unit-length user profiles (zero for
             users without training interactions).
 
@@ -347,12 +349,16 @@ class TextIDHybrid(Recommender):
         l2: L2 penalty on the user, ID and projection weights (per step).
         seed: seeds initialisation, shuffling, negatives and ID dropout.
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         network_: the trained :class:`TextIDNet`.
-        user_factors_: ``(n_users, d)``; item_factors_: ``(n_items, d)`` float32,
-            cold items from their text only (zero when ``use_text=False``).
+        user_factors_: ``(n_users, d)`` float32.
+        item_factors_: ``(n_items, d)`` float32, cold items from their text only
+            (zero when ``use_text=False``).
         warm_items_: ``(n_items,)`` bool, items with training interactions.
-        history_: training loss per epoch; fit_seconds_: wall time of ``fit``.
+        history_: training loss per epoch.
+        fit_seconds_: wall time of ``fit``.
 
     Raises:
         ValueError: a hyper-parameter out of range, neither part used, or

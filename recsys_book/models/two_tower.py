@@ -201,7 +201,9 @@ class TwoTower(Recommender):
             same model on CPU).
         jit_compile: passed to ``keras.Model.compile``.
 
-    Attributes (after ``fit``):
+    The attributes below are set by ``fit``.
+
+    Attributes:
         network_: the trained :class:`TwoTowerNetwork`.
         item_log_q_: ``(n_items,)`` log training frequency of each item (``-inf`` if unseen).
         history_: mean training loss per epoch (list of floats).
