@@ -135,6 +135,22 @@ class Recommender:
             )
         return users.astype(np.int64)
 
+    def _check_pairs(self, users, items) -> np.ndarray:
+        """``(n, 2) int32`` (user, item) pairs, or ``ValueError`` naming what is wrong."""
+        users = self._check_users(users)
+        items = np.asarray(items)
+        if items.shape != users.shape or not np.issubdtype(items.dtype, np.integer):
+            raise ValueError(
+                f"items must be a 1-D integer array of the same length as users "
+                f"({users.shape}), got shape {items.shape} and dtype {items.dtype}."
+            )
+        if items.size and (items.min() < 1 or items.max() >= self.n_items):
+            raise ValueError(
+                f"item indices must lie in 1..{self.n_items - 1}; got min {items.min()}, "
+                f"max {items.max()}."
+            )
+        return np.stack([users, items], axis=1).astype(np.int32)
+
     def score(self, users) -> np.ndarray:
         """Scores of every item for each user: ``(batch, n_items) float32``; column 0 is -inf."""
         users = self._check_users(users)

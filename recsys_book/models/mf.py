@@ -197,19 +197,7 @@ class BiasedMF(Recommender):
             RuntimeError: the model is not fitted.
             ValueError: ``users``/``items`` not equal-length 1-D integer arrays in range.
         """
-        users = self._check_users(users)
-        items = np.asarray(items)
-        if items.shape != users.shape or not np.issubdtype(items.dtype, np.integer):
-            raise ValueError(
-                f"items must be a 1-D integer array of the same length as users "
-                f"({users.shape}), got shape {items.shape} and dtype {items.dtype}."
-            )
-        if items.size and (items.min() < 1 or items.max() >= self.n_items):
-            raise ValueError(
-                f"item indices must lie in 1..{self.n_items - 1}; got min {items.min()}, "
-                f"max {items.max()}."
-            )
-        pairs = np.stack([users, items], axis=1).astype(np.int32)
+        pairs = self._check_pairs(users, items)
         pred = ops.convert_to_numpy(self.network_(pairs)).astype(np.float32)
         if self.clip:
             pred = np.clip(pred, *self.rating_range_)

@@ -528,21 +528,6 @@ class MultiTask(Recommender):
 
     # ------------------------------------------------------------------ prediction
 
-    def _check_pairs(self, users, items) -> np.ndarray:
-        users = self._check_users(users)
-        items = np.asarray(items)
-        if items.shape != users.shape or not np.issubdtype(items.dtype, np.integer):
-            raise ValueError(
-                f"items must be a 1-D integer array of the same length as users "
-                f"({users.shape}), got shape {items.shape} and dtype {items.dtype}."
-            )
-        if items.size and (items.min() < 1 or items.max() >= self.n_items):
-            raise ValueError(
-                f"item indices must lie in 1..{self.n_items - 1}; got min {items.min()}, "
-                f"max {items.max()}."
-            )
-        return np.stack([users, items], axis=1).astype(np.int32)
-
     def _in_chunks(self, fn, pairs: np.ndarray, width: tuple[int, ...], chunk: int = 65_536):
         out = [
             ops.convert_to_numpy(fn(pairs[s : s + chunk])) for s in range(0, len(pairs), chunk)
