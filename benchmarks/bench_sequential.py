@@ -90,11 +90,13 @@ def make_model(args):
     common = dict(
         max_len=args.max_len, embedding_dim=args.dim, loss=args.loss, epochs=args.epochs,
         batch_size=args.batch_size, max_positions=args.max_positions,
-        learning_rate=args.lr, n_negatives=args.negatives, seed=args.seed, verbose=True,
+        learning_rate=args.lr, n_negatives=args.negatives, proposal=args.proposal,
+        seed=args.seed, verbose=True,
         jit_compile=args.jit,
     )  # fmt: skip
     if args.model == "sasrec":
-        return SASRec(n_layers=args.layers, n_heads=args.heads, dropout=args.dropout, **common)
+        return SASRec(n_layers=args.layers, n_heads=args.heads, dropout=args.dropout,
+                      scale_embeddings=args.scale_embeddings, **common)  # fmt: skip
     if args.model == "bert4rec":
         return BERT4Rec(n_layers=args.layers, n_heads=args.heads, dropout=args.dropout, **common)
     return GRU4Rec(dropout=args.dropout, **common)
@@ -112,6 +114,17 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=1)
     parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument(
+        "--scale-embeddings",
+        action="store_true",
+        help="SASRec: input item embeddings times sqrt(d), as Kang & McAuley",
+    )
+    parser.add_argument(
+        "--proposal",
+        choices=("uniform", "popularity"),
+        default="popularity",
+        help="where --loss sampled draws its negatives (logQ-corrected)",
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-positions", type=int, default=2048)
     parser.add_argument("--lr", type=float, default=0.002)

@@ -112,6 +112,29 @@ def test_left_padding_is_ignored(encoders):
         np.testing.assert_allclose(hs[0], hl[0, -3:], atol=1e-6)
 
 
+def test_scaled_embeddings_equal_a_table_times_sqrt_d():
+    kw = dict(vocab_size=20, max_len=8, d_model=16, n_layers=1, dropout=0.0, seed=0)
+    scaled = TransformerEncoder(TransformerConfig(scale_embeddings=True, **kw))
+    plain = TransformerEncoder(TransformerConfig(**kw))
+    seqs = np.array([[0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6]])
+    scaled(seqs), plain(seqs)  # build
+    plain.set_weights(scaled.get_weights())
+    h_plain = ops.convert_to_numpy(plain(seqs))
+    h_scaled = ops.convert_to_numpy(scaled(seqs))
+    assert np.abs(h_plain - h_scaled).max() > 1e-3  # the scale changes the outputs ...
+    table = ops.convert_to_numpy(scaled.item_embedding.embeddings)
+    plain.item_embedding.embeddings.assign(table * 4.0)  # ... exactly as E * sqrt(16) would
+    np.testing.assert_allclose(ops.convert_to_numpy(plain(seqs)), h_scaled, atol=1e-5)
+
+
+def test_sasrec_with_scaled_embeddings_trains(split):
+    model = SASRec(n_layers=1, epochs=2, scale_embeddings=True, **TINY)
+    assert "scale_embeddings=True" in repr(model)
+    assert model._config(10).scale_embeddings
+    model.fit(split.train, split.n_users, split.n_items)
+    assert np.isfinite(model.history_[-1]["loss"])
+
+
 def test_length_batches_cover_rows_once_within_limits():
     lengths = np.random.default_rng(0).integers(1, 30, size=500)
     batches = length_batches(lengths, 64, np.random.default_rng(1), max_positions=400)
@@ -164,6 +187,18 @@ def test_score_matches_score_histories_and_padding_width(sasrec):
     np.testing.assert_allclose(
         sasrec.score_histories(short), sasrec.score_histories(padded), rtol=1e-5, atol=1e-6
     )
+
+
+def test_scores_do_not_depend_on_the_order_or_batching_of_histories(sasrec):
+    hist = sasrec.sequences_[:40].copy()
+    hist[3] = 0  # an empty history too
+    assert len({int((row != 0).sum()) for row in hist}) > 3  # lengths differ
+    together = sasrec.score_histories(hist)
+    perm = np.random.default_rng(0).permutation(len(hist))
+    np.testing.assert_allclose(sasrec.score_histories(hist[perm], batch_size=7), together[perm],
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    one_by_one = np.concatenate([sasrec.score_histories(hist[i : i + 1]) for i in range(5)])
+    np.testing.assert_allclose(one_by_one, together[:5], rtol=1e-5, atol=1e-6)
 
 
 def test_scorer_uses_the_given_histories(sasrec, split):

@@ -58,6 +58,9 @@ class SASRec(SequentialRecommender):
         n_heads: attention heads (``embedding_dim`` must be divisible by it).
         n_layers: transformer blocks.
         dropout: dropout rate of embeddings, attention and residual branches.
+        scale_embeddings: multiply input item embeddings by ``sqrt(embedding_dim)``,
+            as Kang & McAuley's SASRec does (see
+            :class:`~recsys_book.models.sequential.TransformerConfig`).
         loss: ``"softmax"`` (full cross-entropy, default), ``"bce"`` (one sampled
             negative per position, the original SASRec) or ``"sampled"``
             (``n_negatives`` per batch with logQ correction).
@@ -87,6 +90,7 @@ class SASRec(SequentialRecommender):
         n_heads: int = 1,
         n_layers: int = 2,
         dropout: float = 0.2,
+        scale_embeddings: bool = False,
         loss: str = "softmax",
         n_negatives: int = 256,
         proposal: str = "popularity",
@@ -107,13 +111,14 @@ class SASRec(SequentialRecommender):
         self.n_heads = check_positive_int("n_heads", n_heads)
         self.n_layers = check_positive_int("n_layers", n_layers)
         self.dropout = dropout
+        self.scale_embeddings = bool(scale_embeddings)
         self._config(n_items=3)  # validates heads, dropout, ... before any training
 
     def _config(self, n_items: int) -> TransformerConfig:
         return TransformerConfig(
             vocab_size=n_items, max_len=self.max_len, d_model=self.embedding_dim,
             n_heads=self.n_heads, n_layers=self.n_layers, dropout=self.dropout, causal=True,
-            seed=self.seed,
+            scale_embeddings=self.scale_embeddings, seed=self.seed,
         )  # fmt: skip
 
     def _network(self) -> SASRecNetwork:
@@ -138,5 +143,7 @@ class SASRec(SequentialRecommender):
     def __repr__(self) -> str:
         return (
             f"SASRec({self._config_repr()}, n_heads={self.n_heads}, n_layers={self.n_layers}, "
-            f"dropout={self.dropout})"
+            f"dropout={self.dropout}"
+            + (", scale_embeddings=True" if self.scale_embeddings else "")
+            + ")"
         )

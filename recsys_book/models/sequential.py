@@ -99,6 +99,10 @@ class TransformerConfig:
         causal: position ``t`` attends only to positions ``<= t`` (SASRec); ``False``
             lets every position attend to the whole sequence (BERT4Rec).
         init_std: standard deviation of the normal initial weights.
+        scale_embeddings: multiply the item embeddings by ``sqrt(d_model)`` where
+            they enter the encoder (not in the output layer), as the original
+            Transformer and SASRec do; with ``init_std = 0.02`` the items then
+            outweigh the positional embeddings eightfold at ``d = 64``.
         seed: seeds initial weights and dropout.
 
     Raises:
@@ -114,6 +118,7 @@ class TransformerConfig:
     dropout: float = 0.2
     causal: bool = True
     init_std: float = 0.02
+    scale_embeddings: bool = False
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -275,7 +280,10 @@ class TransformerEncoder(keras.layers.Layer):
         sequences = ops.cast(sequences, "int32")
         width = ops.shape(sequences)[1]
         positions = ops.arange(self.config.max_len - width, self.config.max_len, dtype="int32")
-        x = self.item_embedding(sequences) + self.position_embedding(positions)[None, :, :]
+        x = self.item_embedding(sequences)
+        if self.config.scale_embeddings:
+            x = x * math.sqrt(self.config.d_model)
+        x = x + self.position_embedding(positions)[None, :, :]
         keep = ops.cast(ops.not_equal(sequences, 0), x.dtype)[:, :, None]  # (B, W, 1)
         x = self.dropout(x, training=training) * keep
         mask = attention_mask(sequences, self.config.causal)
@@ -730,11 +738,15 @@ class SequentialRecommender(Recommender):
         h = self._prepare_histories(self._check_histories(histories))
         batch_size = check_positive_int("batch_size", batch_size)
         out = np.empty((len(h), self.n_items), np.float32)
+        # Batches of histories of similar length, each trimmed to its longest: on
+        # Amazon Beauty (median 4 items of 50 columns) this does several times less work.
+        width = h.shape[1] - np.argmax(h != 0, axis=1)
+        width[~(h != 0).any(axis=1)] = 1  # an empty history keeps its last column
+        order = np.argsort(width, kind="stable")
         for start in range(0, len(h), batch_size):  # loop over batches of histories
-            chunk = h[start : start + batch_size]
-            used = np.flatnonzero((chunk != 0).any(axis=0))  # drop all-padding columns
-            chunk = chunk[:, used[0] :] if used.size else chunk[:, -1:]
-            out[start : start + len(chunk)] = ops.convert_to_numpy(self.network_.score_last(chunk))
+            rows = order[start : start + batch_size]
+            chunk = h[rows, -int(width[rows].max()) :]
+            out[rows] = ops.convert_to_numpy(self.network_.score_last(chunk))
         out[:, 0] = -np.inf
         return out
 
