@@ -48,9 +48,10 @@ RESULTS = Path(__file__).parent / "results" / "sequential.md"
 HEADER = (
     "| date | dataset | model | loss | epochs (best) | max_len | d | batch | lr | "
     "HR@10 | NDCG@10 | published HR / NDCG | fit wall s | fit CPU s | peak RSS GB | load avg | "
-    "backend / precision | machine |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    "backend / precision | machine | options |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
+NOT_OPTIONS = ("results", "no_save")  # where the row goes, not how it was made
 
 
 def load(dataset: str) -> tuple[pd.DataFrame, str]:
@@ -82,6 +83,22 @@ def machine(info) -> str:
     return text
 
 
+def options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The command-line flags of this run that differ from their defaults, e.g.
+    ``--loss sampled --negatives 16384 --scale-embeddings``: the row's recipe."""
+    flags = []
+    for action in parser._actions:
+        name = action.dest
+        if not action.option_strings or name in NOT_OPTIONS or name == "help":
+            continue
+        value = getattr(args, name)
+        if value == action.default:
+            continue
+        flag = action.option_strings[0]
+        flags.append(flag if isinstance(action, argparse._StoreTrueAction) else f"{flag} {value}")
+    return " ".join(f"`{f}`" for f in flags) or "-"
+
+
 def make_model(args):
     from recsys_book.models.bert4rec import BERT4Rec
     from recsys_book.models.gru4rec import GRU4Rec
@@ -102,7 +119,7 @@ def make_model(args):
     return GRU4Rec(dropout=args.dropout, **common)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("sasrec", "gru4rec", "bert4rec"), default="sasrec")
     parser.add_argument("--loss", choices=("softmax", "sampled", "bce"), default="softmax")
@@ -136,6 +153,11 @@ def main() -> None:
     parser.add_argument("--mixed-precision", choices=("float16", "bfloat16"), default=None)
     parser.add_argument("--results", type=Path, default=RESULTS, help="the table to append to")
     parser.add_argument("--no-save", action="store_true", help="do not append to the results")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
 
     info = setup(seed=args.seed, mixed_precision=args.mixed_precision or False)
@@ -182,7 +204,7 @@ def main() -> None:
                 f"{len(model.history_)} ({model.best_epoch_}) | {args.max_len} | {args.dim} | "
                 f"{args.batch_size} | {args.lr} | {hr:.4f} | {ndcg:.4f} | {pub} | "
                 f"{fit_wall:.0f} | {fit_cpu:.0f} | {peak_gb:.2f} | {load_avg:.1f} | "
-                f"{info.backend} / {info.precision} | {machine(info)} |\n"
+                f"{info.backend} / {info.precision} | {machine(info)} | {options(parser, args)} |\n"
             )
 
 

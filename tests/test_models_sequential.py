@@ -323,3 +323,52 @@ def test_scoring_errors(sasrec, split):
         sasrec.score(np.array([split.n_users]))
     with pytest.raises(ValueError, match="vocabulary"):
         sasrec.build_histories(split.train.assign(item_idx=split.n_items))
+
+
+# ----------------------------------------------------------------------------- negatives
+
+
+def test_unique_negatives_give_the_loss_of_all_draws():
+    from recsys_book import losses
+    from recsys_book.models.sequential import unique_negatives
+
+    rng = np.random.default_rng(0)
+    n_items, m = 40, 200
+    q = np.r_[0.0, rng.pareto(1.0, n_items - 1) + 0.01]
+    q /= q.sum()
+    draws = rng.choice(n_items, size=m, p=q)
+    logits = rng.normal(size=(6, n_items)).astype(np.float32)
+    targets = rng.integers(1, n_items, size=6)
+    targets[0] = draws[0]  # an accidental hit, drawn several times
+    pos = logits[np.arange(6), targets]
+
+    def loss(neg_ids, log_q):
+        return float(
+            losses.sampled_softmax_loss(
+                pos, logits[:, neg_ids], log_q, pos_ids=targets, neg_ids=neg_ids
+            )  # fmt: skip
+        )
+
+    full = loss(draws, np.log(m * q[draws]).astype(np.float32))
+    negatives, log_q = unique_negatives(draws, q, slots=45)
+    assert len(negatives) == 45 and len(np.unique(negatives[negatives > 0])) < m / 5
+    assert (negatives[len(np.unique(draws)) :] == 0).all()  # padding columns
+    np.testing.assert_allclose(loss(negatives, log_q), full, rtol=1e-5)
+    assert abs(loss(draws[:100], np.log(m * q[draws[:100]]).astype(np.float32)) - full) > 1e-3
+    wide, _ = unique_negatives(draws, q, slots=3)  # more distinct items than slots
+    assert len(wide) == len(np.unique(draws))
+
+
+def test_negative_slots_hold_the_distinct_draws():
+    from recsys_book.models.sequential import negative_slots
+
+    rng = np.random.default_rng(1)
+    q = np.r_[0.0, 1.0 / np.arange(1, 2000) ** 1.1]
+    q /= q.sum()
+    slots = negative_slots(q, 1024)
+    distinct = [len(np.unique(rng.choice(len(q), 1024, p=q))) for _ in range(200)]
+    assert max(distinct) <= slots < 1024  # skewed draws repeat: fewer columns than draws
+    assert slots - np.mean(distinct) < 8 * np.std(distinct) + 10
+    uniform = np.r_[0.0, np.full(9, 1 / 9)]
+    assert negative_slots(uniform, 1024) == 9  # never more than the items q can draw
+    assert negative_slots(uniform, 3) == 3  # never more than the draws

@@ -7,7 +7,12 @@ embeddings, the same table the input uses:
     h_1..h_W = Transformer_causal(E[s_1] + P_1, ..., E[s_W] + P_W),   z_t(j) = h_t . E[j].
 
 Every position is a training example (predict the next item from the prefix),
-so one sequence of length ``n`` gives ``n - 1`` examples in one pass. The loss:
+so one sequence of length ``n`` gives ``n - 1`` examples in one pass. Kang &
+McAuley's SASRec multiplies the input embeddings ``E[s_t]`` by ``sqrt(d)``
+(``scale_embeddings=True``; off by default so the book's earlier chapters keep
+their numbers). On Amazon Beauty that makes learning several times faster: the
+item signal, not the positional one, dominates the input from the first step.
+The loss:
 
 * ``"softmax"`` (default): cross-entropy over the whole catalogue. This is what
   makes SASRec strong: Klenitskiy & Vasilev (RecSys 2023) showed that SASRec

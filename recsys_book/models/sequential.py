@@ -71,7 +71,9 @@ __all__ = [
     "attention_mask",
     "bucket_widths",
     "length_batches",
+    "negative_slots",
     "ordered",
+    "unique_negatives",
 ]
 
 #: Training losses of a next-item model (see :class:`NextItemNetwork`).
@@ -310,8 +312,9 @@ class NextItemNetwork(keras.Model):
       (:func:`recsys_book.losses.softmax_cross_entropy`; padding column excluded).
     * ``"bce"``: ``(B, W, 2)``: target and one sampled negative per position
       (:func:`recsys_book.losses.bce_with_negatives`).
-    * ``"sampled"``: ``(targets (B, W), negatives (m,), log_q (m,))``: ``m``
-      negatives shared by the batch, ``log_q = log(m q_s)`` of the proposal
+    * ``"sampled"``: ``(targets (B, W), negatives (k,), log_q (k,))``: ``k``
+      distinct negatives shared by the batch, ``log_q = log(m q_s / c_s)`` for an
+      item drawn ``c_s`` times in ``m`` draws (:func:`unique_negatives`)
       (:func:`recsys_book.losses.sampled_softmax_loss`, logQ-corrected, accidental
       hits removed).
 
@@ -417,6 +420,48 @@ def length_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+# --------------------------------------------------------------------------- negatives
+
+
+def negative_slots(q: np.ndarray, m: int) -> int:
+    """Columns that hold the distinct items of ``m`` draws from ``q``, almost always.
+
+    Item ``i`` is drawn at least once with probability ``p_i = 1 - (1 - q_i)^m``,
+    so ``U = sum_i p_i`` distinct items are expected, with variance at most
+    ``sum_i p_i (1 - p_i)`` (the indicators are negatively correlated). The
+    slots are ``U`` plus six such standard deviations, capped at ``m`` and at
+    the number of items ``q`` can draw. On Amazon Beauty, 16,384 draws in
+    proportion to popularity hit about 10,100 distinct items: 38 % fewer columns.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    p = -np.expm1(m * np.log1p(-np.minimum(q, 1.0 - 1e-12)))
+    bound = float(p.sum() + 6.0 * math.sqrt(float(np.sum(p * (1.0 - p)))))
+    return int(min(m, np.count_nonzero(q), math.ceil(bound)))
+
+
+def unique_negatives(draws: np.ndarray, q: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct sampled negatives and their logQ corrections, in a fixed number of columns.
+
+    ``m`` draws from ``q`` enter the logQ-corrected sampled softmax as
+    ``sum_draws exp(z_s) / (m q_s)``; an item drawn ``c`` times contributes
+    ``c exp(z_s) / (m q_s)``, so one column with ``log_q = log(m q_s / c)`` gives
+    the same loss and gradient with fewer logits. Unused columns hold item 0
+    with ``log_q = 1e9``: their ``exp(z - log_q)`` is exactly 0. If a batch has
+    more distinct items than ``slots`` (rare by construction), it keeps them all
+    and that batch alone has a wider shape.
+
+    Returns:
+        ``(negatives (k,) int32, log_q (k,) float32)`` with ``k = max(slots, distinct)``.
+    """
+    items, counts = np.unique(draws, return_counts=True)
+    k = max(int(slots), len(items))
+    negatives = np.zeros(k, np.int32)
+    log_q = np.full(k, -losses.MASK_LOGIT, np.float32)
+    negatives[: len(items)] = items
+    log_q[: len(items)] = np.log(len(draws) * q[items] / counts)
+    return negatives, log_q
+
+
 # --------------------------------------------------------------------------- recommender
 
 
@@ -465,7 +510,8 @@ class SequentialRecommender(Recommender):
         loss: ``"softmax"`` (full cross-entropy over all items), ``"sampled"``
             (``n_negatives`` shared negatives per batch, logQ-corrected) or
             ``"bce"`` (one uniform negative per position).
-        n_negatives: negatives per batch for ``"sampled"``.
+        n_negatives: draws of negatives per batch for ``"sampled"`` (an item drawn
+            several times fills one column, count-corrected: :func:`unique_negatives`).
         proposal: ``"uniform"`` or ``"popularity"`` (training counts) for ``"sampled"``.
         epochs: passes over the training sequences.
         batch_size: sequences per gradient step.
@@ -611,6 +657,7 @@ class SequentialRecommender(Recommender):
             if self.proposal == "popularity"
             else np.r_[0.0, np.full(self.n_items - 1, 1.0 / (self.n_items - 1))]
         )
+        self._negative_slots = negative_slots(self._proposal_q, self.n_negatives)
         keras.utils.set_random_seed(self.seed)
         self.network_ = self._network()
         self.network_.compile(
@@ -679,8 +726,8 @@ class SequentialRecommender(Recommender):
             negatives = rng.integers(1, self.n_items, size=targets.shape, dtype=np.int32)
             return np.stack([targets, negatives], axis=-1)
         m = self.n_negatives
-        negatives = rng.choice(self.n_items, size=m, p=self._proposal_q).astype(np.int32)
-        log_q = np.log(m * self._proposal_q[negatives]).astype(np.float32)
+        draws = rng.choice(self.n_items, size=m, p=self._proposal_q)
+        negatives, log_q = unique_negatives(draws, self._proposal_q, self._negative_slots)
         return targets, negatives, log_q
 
     # ----------------------------------------------------------------- score

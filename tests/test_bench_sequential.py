@@ -1,0 +1,28 @@
+"""The benchmark script's recipe column: each results row names the flags that made it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+bench = pytest.importorskip("bench_sequential")
+
+
+def test_options_lists_only_flags_that_differ_from_the_defaults():
+    parser = bench.build_parser()
+    args = parser.parse_args(
+        ["--loss", "sampled", "--negatives", "16384", "--scale-embeddings", "--dropout", "0.2",
+         "--results", "/tmp/elsewhere.md", "--no-save"]
+    )  # fmt: skip
+    text = bench.options(parser, args)
+    assert text == "`--loss sampled` `--scale-embeddings` `--negatives 16384`"
+    assert bench.options(parser, parser.parse_args([])) == "-"
+
+
+def test_header_and_row_have_the_same_columns():
+    header = bench.HEADER.splitlines()
+    assert header[0].count("|") == header[1].count("|")
+    assert header[0].rstrip().endswith("| options |")
