@@ -372,3 +372,28 @@ def test_negative_slots_hold_the_distinct_draws():
     uniform = np.r_[0.0, np.full(9, 1 / 9)]
     assert negative_slots(uniform, 1024) == 9  # never more than the items q can draw
     assert negative_slots(uniform, 3) == 3  # never more than the draws
+
+
+def test_validation_shortcut_matches_the_evaluator(sasrec, split):
+    def reference(validation, users=None):
+        table = evaluate(sasrec, split.train, validation, n_items=split.n_items, k=10,
+                         metrics=("HR", "NDCG"), users=users)  # fmt: skip
+        return float(table["HR@10"].iloc[0]), float(table["NDCG@10"].iloc[0])
+
+    fast = sasrec._validate(split.train, split.validation, None)
+    assert fast[0] > 0.05  # the check below compares something
+    np.testing.assert_allclose(fast, reference(split.validation), rtol=1e-12)
+    users = np.unique(split.validation["user_idx"])[::3]
+    np.testing.assert_allclose(
+        sasrec._validate(split.train, split.validation, users),
+        reference(split.validation, users), rtol=1e-12,
+    )  # fmt: skip
+    # a validation item the user met in training is excluded, so never a hit
+    seen = split.validation.copy()
+    first = split.train.groupby("user_idx")["item_idx"].first()
+    seen["item_idx"] = seen["user_idx"].map(first).fillna(seen["item_idx"]).astype(int)
+    assert sasrec._validate(split.train, seen, None) == (0.0, 0.0)
+    np.testing.assert_allclose(sasrec._validate(split.train, seen, None), reference(seen))
+    # several items per user: the evaluator itself
+    both = pd.concat([split.validation, split.test])
+    np.testing.assert_allclose(sasrec._validate(split.train, both, None), reference(both))
