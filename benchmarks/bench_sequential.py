@@ -99,6 +99,25 @@ def options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     return " ".join(f"`{f}`" for f in flags) or "-"
 
 
+def add_row(path: Path, row: str) -> None:
+    """Add ``row`` to the results table of ``path``: after the table's last row, so
+    that notes written below the table stay below it (a new file gets a header)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(
+            "# Sequential models: leave-one-out, full ranking\n\n"
+            "Written by `benchmarks/bench_sequential.py`; see its docstring for the protocol.\n\n"
+            + HEADER
+        )
+    lines = path.read_text().splitlines()
+    table = [i for i, line in enumerate(lines) if line.startswith("|")]
+    end = table[0]
+    while end + 1 < len(lines) and lines[end + 1].startswith("|"):  # the first table only
+        end += 1
+    lines.insert(end + 1, row)
+    path.write_text("\n".join(lines) + "\n")
+
+
 def make_model(args):
     from recsys_book.models.bert4rec import BERT4Rec
     from recsys_book.models.gru4rec import GRU4Rec
@@ -192,20 +211,14 @@ def main() -> None:
           f"fit {fit_wall:.0f} s wall, {fit_cpu:.0f} s CPU; peak RSS {peak_gb:.2f} GB")  # fmt: skip
 
     if not args.no_save:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        new = not args.results.exists()
-        with args.results.open("a") as f:
-            if new:
-                f.write("# Sequential models: leave-one-out, full ranking\n\n")
-                f.write("Written by `benchmarks/bench_sequential.py`; see its docstring for the protocol.\n\n")  # fmt: skip
-                f.write(HEADER)
-            f.write(
-                f"| {date.today()} | {args.dataset} | {args.model} | {args.loss} | "
-                f"{len(model.history_)} ({model.best_epoch_}) | {args.max_len} | {args.dim} | "
-                f"{args.batch_size} | {args.lr} | {hr:.4f} | {ndcg:.4f} | {pub} | "
-                f"{fit_wall:.0f} | {fit_cpu:.0f} | {peak_gb:.2f} | {load_avg:.1f} | "
-                f"{info.backend} / {info.precision} | {machine(info)} | {options(parser, args)} |\n"
-            )
+        add_row(
+            args.results,
+            f"| {date.today()} | {args.dataset} | {args.model} | {args.loss} | "
+            f"{len(model.history_)} ({model.best_epoch_}) | {args.max_len} | {args.dim} | "
+            f"{args.batch_size} | {args.lr} | {hr:.4f} | {ndcg:.4f} | {pub} | "
+            f"{fit_wall:.0f} | {fit_cpu:.0f} | {peak_gb:.2f} | {load_avg:.1f} | "
+            f"{info.backend} / {info.precision} | {machine(info)} | {options(parser, args)} |",
+        )
 
 
 if __name__ == "__main__":

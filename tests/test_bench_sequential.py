@@ -26,3 +26,15 @@ def test_header_and_row_have_the_same_columns():
     header = bench.HEADER.splitlines()
     assert header[0].count("|") == header[1].count("|")
     assert header[0].rstrip().endswith("| options |")
+
+
+def test_rows_go_under_the_table_and_above_the_notes(tmp_path):
+    path = tmp_path / "results.md"
+    bench.add_row(path, "| first |")
+    text = path.read_text()
+    assert text.startswith("# Sequential models") and text.rstrip().endswith("| first |")
+    path.write_text(text + "\nNotes on the first row.\n")
+    bench.add_row(path, "| second |")
+    lines = path.read_text().splitlines()
+    assert lines.index("| second |") == lines.index("| first |") + 1
+    assert lines[-1] == "Notes on the first row."
