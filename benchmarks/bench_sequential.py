@@ -134,7 +134,8 @@ def make_model(args):
         return SASRec(n_layers=args.layers, n_heads=args.heads, dropout=args.dropout,
                       scale_embeddings=args.scale_embeddings, **common)  # fmt: skip
     if args.model == "bert4rec":
-        return BERT4Rec(n_layers=args.layers, n_heads=args.heads, dropout=args.dropout, **common)
+        return BERT4Rec(n_layers=args.layers, n_heads=args.heads, dropout=args.dropout,
+                        scale_embeddings=args.scale_embeddings, **common)  # fmt: skip
     return GRU4Rec(dropout=args.dropout, **common)
 
 
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scale-embeddings",
         action="store_true",
-        help="SASRec: input item embeddings times sqrt(d), as Kang & McAuley",
+        help="SASRec, BERT4Rec: input item embeddings times sqrt(d), as Kang & McAuley's SASRec",
     )
     parser.add_argument(
         "--proposal",

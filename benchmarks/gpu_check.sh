@@ -42,8 +42,8 @@ KERAS_BACKEND=torch timeout 300 python3 -m pytest -q -p no:cacheprovider $TESTS 
 
 BENCH="python3 benchmarks/bench_sequential.py --dataset beauty --loss softmax --epochs 400 --jit
     --patience 10 --max-minutes $MINUTES --results $OUT/sequential_gpu.md"
-$BENCH --model sasrec --dropout 0.3 > "$OUT/sasrec_float32.log" 2>&1 &
-$BENCH --model sasrec --dropout 0.3 --mixed-precision bfloat16 > "$OUT/sasrec_bfloat16.log" 2>&1 &
+$BENCH --model sasrec --dropout 0.3 --scale-embeddings > "$OUT/sasrec_float32.log" 2>&1 &
+$BENCH --model sasrec --dropout 0.3 --scale-embeddings --mixed-precision bfloat16 > "$OUT/sasrec_bfloat16.log" 2>&1 &
 $BENCH --model bert4rec --dropout 0.2 --max-len 50 > "$OUT/bert4rec_float32.log" 2>&1 &
 wait
 tail -n 3 "$OUT"/*.log

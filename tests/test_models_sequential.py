@@ -127,6 +127,12 @@ def test_scaled_embeddings_equal_a_table_times_sqrt_d():
     np.testing.assert_allclose(ops.convert_to_numpy(plain(seqs)), h_scaled, atol=1e-5)
 
 
+def test_bert4rec_passes_scaled_embeddings_to_its_encoder():
+    model = BERT4Rec(scale_embeddings=True, **TINY)
+    assert model._config(10).scale_embeddings and "scale_embeddings=True" in repr(model)
+    assert not BERT4Rec(**TINY)._config(10).scale_embeddings
+
+
 def test_sasrec_with_scaled_embeddings_trains(split):
     model = SASRec(n_layers=1, epochs=2, scale_embeddings=True, **TINY)
     assert "scale_embeddings=True" in repr(model)

@@ -58,7 +58,9 @@ class BERT4Rec(SequentialRecommender):
     Args:
         max_len: most recent items read (including the appended ``[mask]`` at
             prediction time).
-        embedding_dim, n_heads, n_layers, dropout: as :class:`~recsys_book.models.sasrec.SASRec`.
+        embedding_dim, n_heads, n_layers, dropout, scale_embeddings: as
+            :class:`~recsys_book.models.sasrec.SASRec` (BERT itself does not scale
+            its input embeddings, so ``scale_embeddings`` is off by default here too).
         mask_prob: share of the items of a training sequence replaced by ``[mask]``
             each time it is seen; a sequence that draws no mask gets its last item
             masked, so every sequence trains the recommendation case.
@@ -84,6 +86,7 @@ class BERT4Rec(SequentialRecommender):
         n_layers: int = 2,
         dropout: float = 0.2,
         mask_prob: float = 0.2,
+        scale_embeddings: bool = False,
         loss: str = "softmax",
         n_negatives: int = 256,
         proposal: str = "popularity",
@@ -111,13 +114,14 @@ class BERT4Rec(SequentialRecommender):
             raise ValueError(f"mask_prob must lie in (0, 1), got {mask_prob!r}.")
         self.mask_prob = float(mask_prob)
         self.dropout = dropout
+        self.scale_embeddings = bool(scale_embeddings)
         self._config(n_items=3)  # validates heads, dropout, ... before any training
 
     def _config(self, n_items: int) -> TransformerConfig:
         return TransformerConfig(
             vocab_size=n_items + 1, max_len=self.max_len, d_model=self.embedding_dim,
             n_heads=self.n_heads, n_layers=self.n_layers, dropout=self.dropout, causal=False,
-            seed=self.seed,
+            scale_embeddings=self.scale_embeddings, seed=self.seed,
         )  # fmt: skip
 
     def _network(self) -> BERT4RecNetwork:
@@ -145,5 +149,7 @@ class BERT4Rec(SequentialRecommender):
     def __repr__(self) -> str:
         return (
             f"BERT4Rec({self._config_repr()}, n_heads={self.n_heads}, n_layers={self.n_layers}, "
-            f"dropout={self.dropout}, mask_prob={self.mask_prob})"
+            f"dropout={self.dropout}, mask_prob={self.mask_prob}"
+            + (", scale_embeddings=True" if self.scale_embeddings else "")
+            + ")"
         )
