@@ -725,12 +725,12 @@ class SequentialRecommender(Recommender):
         and histories are scored in batches of similar length. On Amazon Beauty
         this takes a fraction of the evaluator's time, once per epoch.
         """
+        from recsys_book.evaluation import _rows, evaluate  # evaluation imports models.base
+
         frame = validation[["user_idx", "item_idx"]]
         if users is not None:
             frame = frame[frame["user_idx"].isin(users)]
         if frame["user_idx"].duplicated().any():  # several items per user: the evaluator
-            from recsys_book.evaluation import evaluate  # evaluation imports models.base
-
             table = evaluate(
                 self, train, validation, n_items=self.n_items, k=10,
                 metrics=("HR", "NDCG"), users=users,
@@ -744,8 +744,7 @@ class SequentialRecommender(Recommender):
         for start in range(0, len(order), 2048):  # loop over batches of similar length
             rows = order[start : start + 2048]
             scores = self.score_histories(histories[rows])  # column 0 is -inf
-            seen = self.seen_[val_users[rows]]
-            scores[np.repeat(np.arange(len(rows)), np.diff(seen.indptr)), seen.indices] = -np.inf
+            scores[_rows(self.seen_, val_users[rows])] = -np.inf
             target = scores[np.arange(len(rows)), targets[rows]]
             rank = (scores >= target[:, None]).sum(axis=1) - 1  # others at least as high
             hit = np.isfinite(target) & (rank < 10)  # an excluded target never counts
