@@ -126,7 +126,7 @@ def make_model(args):
     common = dict(
         max_len=args.max_len, embedding_dim=args.dim, loss=args.loss, epochs=args.epochs,
         batch_size=args.batch_size, max_positions=args.max_positions,
-        learning_rate=args.lr, n_negatives=args.negatives, proposal=args.proposal,
+        learning_rate=args.lr, lr_schedule=args.lr_schedule, n_negatives=args.negatives, proposal=args.proposal,
         seed=args.seed, verbose=True,
         jit_compile=args.jit,
     )  # fmt: skip
@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-positions", type=int, default=2048)
     parser.add_argument("--lr", type=float, default=0.002)
+    parser.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="cosine: the step size falls from --lr to 0 over --epochs (set --epochs to what fits)",
+    )
     parser.add_argument("--negatives", type=int, default=256)
     parser.add_argument("--val-users", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=42)

@@ -20,6 +20,9 @@ def test_options_lists_only_flags_that_differ_from_the_defaults():
     text = bench.options(parser, args)
     assert text == "`--loss sampled` `--scale-embeddings` `--negatives 16384`"
     assert bench.options(parser, parser.parse_args([])) == "-"
+    cosine = parser.parse_args(["--lr", "0.004", "--lr-schedule", "cosine"])
+    assert bench.options(parser, cosine) == "`--lr 0.004` `--lr-schedule cosine`"
+    assert bench.make_model(cosine).lr_schedule == "cosine"
 
 
 def test_header_and_row_have_the_same_columns():

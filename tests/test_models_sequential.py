@@ -272,11 +272,33 @@ def test_bert4rec_masks_and_scores(split):
 # ----------------------------------------------------------------------------- errors
 
 
+def test_cosine_schedule_decays_the_step_size_to_zero_over_the_planned_epochs(split):
+    model = SASRec(n_layers=1, epochs=3, lr_schedule="cosine", **TINY)
+    assert "lr_schedule='cosine'" in repr(model)
+    model.fit(split.train, split.n_users, split.n_items)
+    optimizer = model.network_.optimizer
+    steps = int(ops.convert_to_numpy(optimizer.iterations))
+    assert steps > 3 and steps % 3 == 0  # the same number of batches in every epoch
+    schedule = model._learning_rate(np.full(100, 5), None)
+    lr = TINY["learning_rate"]
+    assert float(ops.convert_to_numpy(schedule(0))) == pytest.approx(lr)
+    half = float(ops.convert_to_numpy(schedule(schedule.decay_steps // 2)))
+    assert half == pytest.approx(lr / 2, rel=0.05)  # half-way down the cosine
+    assert float(ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(0.0, abs=1e-9)
+    constant = SASRec(n_layers=1, epochs=1, **TINY).fit(split.train, split.n_users, split.n_items)
+    assert float(ops.convert_to_numpy(constant.network_.optimizer.learning_rate)) == (
+        pytest.approx(lr)
+    )
+    assert "lr_schedule" not in repr(constant)
+
+
 def test_bad_hyper_parameters_raise():
     with pytest.raises(ValueError, match="loss"):
         SASRec(loss="hinge")
     with pytest.raises(ValueError, match="proposal"):
         SASRec(proposal="zipf")
+    with pytest.raises(ValueError, match="lr_schedule"):
+        GRU4Rec(lr_schedule="linear")
     with pytest.raises(ValueError, match="divisible"):
         SASRec(embedding_dim=10, n_heads=3)
     with pytest.raises(ValueError, match="epochs"):

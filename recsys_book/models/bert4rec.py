@@ -68,7 +68,7 @@ class BERT4Rec(SequentialRecommender):
             computed at masked positions only.
         n_negatives, proposal, epochs, batch_size: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
-        max_positions, learning_rate, seed, jit_compile, verbose: see
+        max_positions, learning_rate, lr_schedule, seed, jit_compile, verbose: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
 
     After ``fit``, the attributes are those of :class:`~recsys_book.models.sasrec.SASRec`,
@@ -94,6 +94,7 @@ class BERT4Rec(SequentialRecommender):
         batch_size: int = 128,
         max_positions: int | None = None,
         learning_rate: float = 0.001,
+        lr_schedule: str = "constant",
         seed: int = 42,
         jit_compile: bool | str = False,
         verbose: bool = False,
@@ -102,7 +103,7 @@ class BERT4Rec(SequentialRecommender):
             max_len=max_len, embedding_dim=embedding_dim, loss=loss, n_negatives=n_negatives,
             proposal=proposal, epochs=epochs, batch_size=batch_size,
             max_positions=max_positions, learning_rate=learning_rate, seed=seed,
-            jit_compile=jit_compile, verbose=verbose,
+            jit_compile=jit_compile, verbose=verbose, lr_schedule=lr_schedule,
         )  # fmt: skip
         self.n_heads = check_positive_int("n_heads", n_heads)
         self.n_layers = check_positive_int("n_layers", n_layers)

@@ -69,7 +69,7 @@ class GRU4Rec(SequentialRecommender):
         loss: ``"softmax"`` (full cross-entropy, default), ``"sampled"`` or ``"bce"``.
         n_negatives, proposal, epochs, batch_size: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
-        max_positions, learning_rate, seed, jit_compile, verbose: see
+        max_positions, learning_rate, lr_schedule, seed, jit_compile, verbose: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
 
     After ``fit``, the attributes are those of :class:`~recsys_book.models.sasrec.SASRec`.
@@ -90,6 +90,7 @@ class GRU4Rec(SequentialRecommender):
         batch_size: int = 128,
         max_positions: int | None = None,
         learning_rate: float = 0.001,
+        lr_schedule: str = "constant",
         seed: int = 42,
         jit_compile: bool | str = False,
         verbose: bool = False,
@@ -98,7 +99,7 @@ class GRU4Rec(SequentialRecommender):
             max_len=max_len, embedding_dim=embedding_dim, loss=loss, n_negatives=n_negatives,
             proposal=proposal, epochs=epochs, batch_size=batch_size,
             max_positions=max_positions, learning_rate=learning_rate, seed=seed,
-            jit_compile=jit_compile, verbose=verbose,
+            jit_compile=jit_compile, verbose=verbose, lr_schedule=lr_schedule,
         )  # fmt: skip
         dropout = check_nonnegative("dropout", dropout)
         if dropout >= 1.0:

@@ -70,7 +70,7 @@ class SASRec(SequentialRecommender):
             negative per position, the original SASRec) or ``"sampled"``
             (``n_negatives`` per batch with logQ correction).
         n_negatives, proposal: the negatives of ``"sampled"``.
-        epochs, batch_size, max_positions, learning_rate: see
+        epochs, batch_size, max_positions, learning_rate, lr_schedule: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
         seed, jit_compile, verbose: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
@@ -103,6 +103,7 @@ class SASRec(SequentialRecommender):
         batch_size: int = 128,
         max_positions: int | None = None,
         learning_rate: float = 0.001,
+        lr_schedule: str = "constant",
         seed: int = 42,
         jit_compile: bool | str = False,
         verbose: bool = False,
@@ -111,7 +112,7 @@ class SASRec(SequentialRecommender):
             max_len=max_len, embedding_dim=embedding_dim, loss=loss, n_negatives=n_negatives,
             proposal=proposal, epochs=epochs, batch_size=batch_size,
             max_positions=max_positions, learning_rate=learning_rate, seed=seed,
-            jit_compile=jit_compile, verbose=verbose,
+            jit_compile=jit_compile, verbose=verbose, lr_schedule=lr_schedule,
         )  # fmt: skip
         self.n_heads = check_positive_int("n_heads", n_heads)
         self.n_layers = check_positive_int("n_layers", n_layers)

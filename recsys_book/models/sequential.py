@@ -79,6 +79,7 @@ __all__ = [
 #: Training losses of a next-item model (see :class:`NextItemNetwork`).
 LOSSES = ("softmax", "sampled", "bce")
 PROPOSALS = ("uniform", "popularity")
+LR_SCHEDULES = ("constant", "cosine")
 ORDER_COLUMNS = ("timestamp", "position")
 
 
@@ -517,7 +518,12 @@ class SequentialRecommender(Recommender):
         batch_size: sequences per gradient step.
         max_positions: most (sequences x positions) per step; longer sequences
             come in smaller batches so memory stays bounded (``None``: no bound).
-        learning_rate: Adam step size.
+        learning_rate: Adam step size (the initial one under ``lr_schedule="cosine"``).
+        lr_schedule: ``"constant"`` (default) or ``"cosine"``: the step size falls
+            from ``learning_rate`` to 0 along half a cosine over the ``epochs``
+            planned, per gradient step (Loshchilov & Hutter's SGDR without
+            restarts). Early stopping or ``max_seconds`` may end the fit before it
+            reaches 0; set ``epochs`` to the epochs a run can afford.
         seed: seeds weights, dropout, batching and negatives.
         jit_compile: passed to ``keras.Model.compile``. With ``True`` (XLA), batch
             widths are rounded up to :func:`bucket_widths` and short batches padded
@@ -542,6 +548,7 @@ class SequentialRecommender(Recommender):
         seed: int,
         jit_compile: bool | str,
         verbose: bool,
+        lr_schedule: str = "constant",
     ):
         self.max_len = check_positive_int("max_len", max_len)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
@@ -558,6 +565,9 @@ class SequentialRecommender(Recommender):
             None if max_positions is None else check_positive_int("max_positions", max_positions)
         )
         self.learning_rate = check_nonnegative("learning_rate", learning_rate, strict=True)
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={lr_schedule!r} is not one of {LR_SCHEDULES}.")
+        self.lr_schedule = lr_schedule
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
         self.seed = int(seed)
@@ -658,11 +668,6 @@ class SequentialRecommender(Recommender):
             else np.r_[0.0, np.full(self.n_items - 1, 1.0 / (self.n_items - 1))]
         )
         self._negative_slots = negative_slots(self._proposal_q, self.n_negatives)
-        keras.utils.set_random_seed(self.seed)
-        self.network_ = self._network()
-        self.network_.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate), jit_compile=self.jit_compile
-        )
         validation, patience, max_val_users = self._validation
         val_users = None
         if validation is not None and max_val_users is not None:
@@ -675,6 +680,12 @@ class SequentialRecommender(Recommender):
             widths = bucket_widths(rows.shape[1])
             cap = self.max_positions or self.batch_size * rows.shape[1]
             full_rows = {int(w): max(1, min(self.batch_size, cap // w)) for w in widths}
+        keras.utils.set_random_seed(self.seed)
+        self.network_ = self._network()
+        self.network_.compile(
+            optimizer=keras.optimizers.Adam(self._learning_rate(lengths, widths)),
+            jit_compile=self.jit_compile,
+        )
         rng = np.random.default_rng(self.seed)
         self.history_, best, best_weights, waited = [], -np.inf, None, 0
         self.best_epoch_ = None
@@ -712,6 +723,15 @@ class SequentialRecommender(Recommender):
         if best_weights is not None:
             self.network_.set_weights(best_weights)
         self.fit_seconds_ = time.perf_counter() - start
+
+    def _learning_rate(self, lengths: np.ndarray, widths: np.ndarray | None):
+        """Adam's step size: the float, or a cosine decay to 0 over every planned step."""
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        # the batch sizes depend on the lengths only, not on the shuffle: same count every epoch
+        steps = len(length_batches(lengths, self.batch_size, np.random.default_rng(0),
+                                   self.max_positions, widths))  # fmt: skip
+        return keras.optimizers.schedules.CosineDecay(self.learning_rate, self.epochs * steps)
 
     def _validate(
         self, train: pd.DataFrame, validation: pd.DataFrame, users: np.ndarray | None
@@ -856,4 +876,5 @@ class SequentialRecommender(Recommender):
         return (
             f"max_len={self.max_len}, embedding_dim={self.embedding_dim}, loss={self.loss!r}"
             f"{extra}, epochs={self.epochs}, learning_rate={self.learning_rate}"
+            + (f", lr_schedule={self.lr_schedule!r}" if self.lr_schedule != "constant" else "")
         )
