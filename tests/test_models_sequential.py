@@ -21,8 +21,10 @@ from recsys_book.models.sequential import (
     TransformerEncoder,
     attention_mask,
     bucket_widths,
+    SequentialRecommender,
     length_batches,
     ops,
+    sparse_targets,
 )
 from recsys_book.preprocessing import encode_ids, leave_one_out_split
 
@@ -425,3 +427,27 @@ def test_validation_shortcut_matches_the_evaluator(sasrec, split):
     # several items per user: the evaluator itself
     both = pd.concat([split.validation, split.test])
     np.testing.assert_allclose(sasrec._validate(split.train, both, None), reference(both))
+
+
+def test_sparse_targets_keep_the_nonzero_entries_in_fixed_columns():
+    targets = np.array([[0, 5, 0], [7, 0, 9]])
+    positions, items = sparse_targets(targets, slots=5)
+    assert positions.tolist() == [1, 3, 5, 0, 0] and items.tolist() == [5, 7, 9, 0, 0]
+    positions, items = sparse_targets(targets, slots=2)  # more entries than slots: all kept
+    assert positions.tolist() == [1, 3, 5] and items.tolist() == [5, 7, 9]
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sampled"])
+def test_bert4rec_scores_only_the_masked_positions_with_the_same_loss(split, loss):
+    model = BERT4Rec(n_layers=1, epochs=1, loss=loss, n_negatives=32, **TINY)
+    model.fit(split.train, split.n_users, split.n_items)
+    x, t = model._batch(model.sequences_[1:41], np.random.default_rng(0))
+    sparse = model._targets(t, np.random.default_rng(1))
+    dense = SequentialRecommender._targets(model, t, np.random.default_rng(1))
+    positions, items = sparse if loss == "softmax" else sparse[0]
+    assert (items != 0).sum() == (t != 0).sum() and len(items) < t.size
+    assert (t.reshape(-1)[positions] == items).all()
+    hidden = model.network_(x)
+    a = model.network_.compute_loss(y=sparse, y_pred=hidden)
+    b = model.network_.compute_loss(y=dense, y_pred=hidden)
+    assert float(ops.convert_to_numpy(a)) == pytest.approx(float(ops.convert_to_numpy(b)), rel=1e-5)

@@ -19,6 +19,8 @@ them for SASRec), one reason BERT4Rec needs more epochs (Klenitskiy & Vasilev 20
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -28,6 +30,7 @@ from recsys_book.models.sequential import (
     SequentialRecommender,
     TransformerConfig,
     TransformerEncoder,
+    sparse_targets,
 )
 from recsys_book.preprocessing import build_sequences
 
@@ -141,6 +144,19 @@ class BERT4Rec(SequentialRecommender):
         inputs = np.where(masked, self.mask_token_, rows)
         targets = np.where(masked, rows, 0)
         return inputs, targets
+
+    def _targets(self, targets: np.ndarray, rng: np.random.Generator):
+        """As the base class, with the masked positions only (``softmax``/``sampled``):
+        the loss scores those hidden states instead of every position's."""
+        y = super()._targets(targets, rng)
+        if self.loss == "bce":
+            return y
+        rows, n = targets.shape[0], targets.size
+        # masked: at most Binomial(n, mask_prob), plus one forced per row; 6 sd spare
+        spread = 6.0 * math.sqrt(n * self.mask_prob * (1.0 - self.mask_prob))
+        slots = min(n, math.ceil(n * self.mask_prob + spread) + rows)
+        sparse = sparse_targets(targets, slots)
+        return sparse if self.loss == "softmax" else (sparse, *y[1:])
 
     def _prepare_histories(self, histories: np.ndarray) -> np.ndarray:
         """Append ``[mask]`` after each history (keeping ``max_len`` columns): it is filled in."""

@@ -68,11 +68,13 @@ __all__ = [
     "TransformerBlock",
     "TransformerConfig",
     "TransformerEncoder",
+    "at_targets",
     "attention_mask",
     "bucket_widths",
     "length_batches",
     "negative_slots",
     "ordered",
+    "sparse_targets",
     "unique_negatives",
 ]
 
@@ -320,6 +322,10 @@ class NextItemNetwork(keras.Model):
       hits removed).
 
     Targets equal to 0 (padding, or unmasked positions for BERT4Rec) carry no loss.
+    For ``"softmax"`` and ``"sampled"`` the targets ``(B, W)`` may instead come as a
+    pair ``(positions (K,), targets (K,))`` of flat indices into ``B x W`` and their
+    items: only those ``K`` hidden states are scored (BERT4Rec, whose loss lives at
+    the masked fifth of the positions, so the catalogue-wide logits shrink fivefold).
     """
 
     def __init__(self, n_items: int, loss: str = "softmax", **kwargs):
@@ -344,7 +350,8 @@ class NextItemNetwork(keras.Model):
         if self.loss_name == "softmax":
             # (losses.softmax_cross_entropy(..., target_logits=h . e_y) is about 15 % cheaper
             # on a CPU, but rounds differently: the chapters' numbers were made with this one)
-            return losses.softmax_cross_entropy(self.logits(y_pred), y)
+            h, targets = at_targets(y_pred, y)
+            return losses.softmax_cross_entropy(self.logits(h), targets)
         h = ops.cast(y_pred, "float32")
         e = ops.cast(self.output_embeddings(), "float32")
         if self.loss_name == "bce":
@@ -353,6 +360,7 @@ class NextItemNetwork(keras.Model):
             neg = ops.sum(h * ops.take(e, negatives, axis=0), axis=-1)
             return losses.bce_with_negatives(pos, neg, mask=ops.not_equal(targets, 0))
         targets, negatives, log_q = y
+        h, targets = at_targets(h, targets)
         pos = ops.sum(h * ops.take(e, targets, axis=0), axis=-1)
         neg = ops.matmul(h, ops.transpose(ops.take(e, negatives, axis=0)))  # (B, W, m)
         return losses.sampled_softmax_loss(
@@ -362,6 +370,32 @@ class NextItemNetwork(keras.Model):
     def score_last(self, sequences):
         """``(B, n_items) float32`` logits of the next item after each sequence's last column."""
         return self.logits(self(sequences, training=False)[:, -1, :])
+
+
+def at_targets(hidden, targets):
+    """``hidden (B, W, d)`` and ``targets (B, W)``, or, for targets given as a pair
+    ``(positions (K,), items (K,))``, the ``(K, d)`` hidden states at those flat
+    positions and their ``(K,)`` items (see :func:`sparse_targets`)."""
+    if not isinstance(targets, tuple | list):
+        return hidden, targets
+    positions, items = targets
+    flat = ops.reshape(hidden, (-1, ops.shape(hidden)[-1]))
+    return ops.take(flat, ops.cast(positions, "int32"), axis=0), items
+
+
+def sparse_targets(targets: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """The non-zero entries of ``targets (B, W)`` as ``(positions, items)``, in ``K`` columns.
+
+    ``positions`` are flat indices into ``B x W``; the columns past the non-zero
+    entries hold position 0 with item 0 (padding: no loss). ``K = max(slots,
+    non-zero entries)``, so a fixed ``slots`` gives XLA one shape per batch width.
+    """
+    flat = np.asarray(targets).reshape(-1)
+    nonzero = np.flatnonzero(flat)
+    k = max(int(slots), len(nonzero))
+    positions, items = np.zeros(k, np.int32), np.zeros(k, np.int32)
+    positions[: len(nonzero)], items[: len(nonzero)] = nonzero, flat[nonzero]
+    return positions, items
 
 
 # --------------------------------------------------------------------------- batching
