@@ -15,6 +15,9 @@ catalogue, and is never recommended.
 
 Only about ``mask_prob`` of the positions carry a loss per pass (against all of
 them for SASRec), one reason BERT4Rec needs more epochs (Klenitskiy & Vasilev 2023).
+Only those positions are scored against the catalogue
+(:func:`~recsys_book.models.sequential.sparse_targets`): the same loss as scoring
+every position and ignoring the unmasked ones, with about a fifth of the logits.
 """
 
 from __future__ import annotations
