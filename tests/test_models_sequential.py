@@ -17,11 +17,11 @@ from recsys_book.models.gru4rec import GRU4Rec
 from recsys_book.models.popularity import Popularity
 from recsys_book.models.sasrec import SASRec
 from recsys_book.models.sequential import (
+    SequentialRecommender,
     TransformerConfig,
     TransformerEncoder,
     attention_mask,
     bucket_widths,
-    SequentialRecommender,
     length_batches,
     ops,
     sparse_targets,
