@@ -126,7 +126,8 @@ def make_model(args):
     common = dict(
         max_len=args.max_len, embedding_dim=args.dim, loss=args.loss, epochs=args.epochs,
         batch_size=args.batch_size, max_positions=args.max_positions,
-        learning_rate=args.lr, lr_schedule=args.lr_schedule, n_negatives=args.negatives, proposal=args.proposal,
+        learning_rate=args.lr, lr_schedule=args.lr_schedule, n_negatives=args.negatives,
+        proposal=args.proposal,
         seed=args.seed, verbose=True,
         jit_compile=args.jit,
     )  # fmt: skip
