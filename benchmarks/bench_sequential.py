@@ -133,7 +133,8 @@ def make_model(args):
     )  # fmt: skip
     if args.model == "sasrec":
         return SASRec(n_layers=args.layers, n_heads=args.heads, dropout=args.dropout,
-                      scale_embeddings=args.scale_embeddings, **common)  # fmt: skip
+                      scale_embeddings=args.scale_embeddings, block=args.block,
+                      d_ff=args.d_ff, positions=args.positions, **common)  # fmt: skip
     if args.model == "bert4rec":
         return BERT4Rec(n_layers=args.layers, n_heads=args.heads, dropout=args.dropout,
                         scale_embeddings=args.scale_embeddings, **common)  # fmt: skip
@@ -156,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale-embeddings",
         action="store_true",
         help="SASRec, BERT4Rec: input item embeddings times sqrt(d), as Kang & McAuley's SASRec",
+    )
+    parser.add_argument(
+        "--block",
+        choices=("pre_ln", "sasrec"),
+        default="pre_ln",
+        help="SASRec: transformer block wiring (sasrec: Kang & McAuley's, ReLU FFN d wide)",
+    )
+    parser.add_argument("--d-ff", type=int, default=None, help="SASRec: feed-forward width")
+    parser.add_argument(
+        "--positions",
+        choices=("from_end", "from_start"),
+        default="from_end",
+        help="SASRec: count positional embeddings from the last item or from the first",
     )
     parser.add_argument(
         "--proposal",

@@ -6,6 +6,8 @@ phase, so the next item is predictable from the last); tiny models, few epochs.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +19,9 @@ from recsys_book.models.gru4rec import GRU4Rec
 from recsys_book.models.popularity import Popularity
 from recsys_book.models.sasrec import SASRec
 from recsys_book.models.sequential import (
+    MultiHeadSelfAttention,
     SequentialRecommender,
+    TransformerBlock,
     TransformerConfig,
     TransformerEncoder,
     attention_mask,
@@ -112,6 +116,112 @@ def test_left_padding_is_ignored(encoders):
         hs = ops.convert_to_numpy(enc(short, training=False))
         hl = ops.convert_to_numpy(enc(long, training=False))
         np.testing.assert_allclose(hs[0], hl[0, -3:], atol=1e-6)
+
+
+# the four wirings: nanoGPT's pre-LN block or Kang & McAuley's, positions from either end
+WIRINGS = [(b, p) for b in ("pre_ln", "sasrec") for p in ("from_end", "from_start")]
+
+
+def _encoder(block, positions, causal=True, **extra):
+    kw = dict(vocab_size=20, max_len=8, d_model=8, n_heads=2, n_layers=2, dropout=0.3, seed=0)
+    return TransformerEncoder(
+        TransformerConfig(causal=causal, block=block, positions=positions, **kw | extra)
+    )
+
+
+def test_config_rejects_unknown_block_and_positions_and_sizes_the_ffn():
+    with pytest.raises(ValueError, match="block='post_ln' is unknown"):
+        TransformerConfig(vocab_size=10, block="post_ln")
+    with pytest.raises(ValueError, match="positions='middle' is unknown"):
+        TransformerConfig(vocab_size=10, positions="middle")
+    assert TransformerConfig(vocab_size=10, d_model=16).ff_width == 64  # GPT: 4 d
+    assert TransformerConfig(vocab_size=10, d_model=16, block="sasrec").ff_width == 16  # d
+    assert TransformerConfig(vocab_size=10, d_model=16, block="sasrec", d_ff=40).ff_width == 40
+
+
+@pytest.mark.parametrize(("block", "positions"), WIRINGS)
+def test_every_wiring_is_causal_and_ignores_left_padding(block, positions):
+    enc = _encoder(block, positions)
+    a = np.array([[0, 7, 3, 4, 5, 6]])
+    b = a.copy()
+    b[0, 4] = 9  # change a "future" item
+    ha, hb = (ops.convert_to_numpy(enc(s, training=False)) for s in (a, b))
+    np.testing.assert_allclose(ha[0, :4], hb[0, :4], atol=1e-6)
+    assert np.abs(ha[0, 4:] - hb[0, 4:]).max() > 1e-4
+    long = np.array([[0, 0, 0, 7, 3, 4, 5, 6]])
+    hl = ops.convert_to_numpy(enc(long, training=False))
+    np.testing.assert_allclose(ha[0, 1:], hl[0, -5:], atol=1e-6)
+    np.testing.assert_array_equal(ha[0, 0], 0.0)  # padding output
+
+
+def test_positions_from_start_make_a_prefix_state_independent_of_what_follows():
+    # causal + from_start: item t's state depends on items 1..t only, so a prefix
+    # read alone gives the same states; from_end shifts every position instead.
+    seq = np.array([[7, 3, 4, 5, 6]])
+    for block in ("pre_ln", "sasrec"):
+        start, end = _encoder(block, "from_start"), _encoder(block, "from_end")
+        for enc, same in ((start, True), (end, False)):
+            full = ops.convert_to_numpy(enc(seq, training=False))[0, :2]
+            prefix = ops.convert_to_numpy(enc(seq[:, :2], training=False))[0]
+            assert np.allclose(full, prefix, atol=1e-6) == same, (block, same)
+
+
+def test_attention_takes_queries_from_one_input_and_keys_values_from_the_other():
+    config = TransformerConfig(vocab_size=10, d_model=8, n_heads=2, n_layers=1, dropout=0.0)
+    attn = MultiHeadSelfAttention(config)
+    rng = np.random.default_rng(0)
+    x, q_in = rng.normal(size=(2, 1, 5, 8)).astype("float32")
+    mask = attention_mask(np.array([[0, 1, 2, 3, 4]]), causal=True)
+    attn(x, mask)  # build, then sharpen the tiny initial weights so queries matter
+    attn.qkv.kernel.assign(rng.normal(size=(8, 24)).astype("float32"))
+    attn.proj.kernel.assign(rng.normal(size=(8, 8)).astype("float32"))
+    y = ops.convert_to_numpy(attn(x, mask, queries=q_in))
+    kernel, bias = (ops.convert_to_numpy(w) for w in attn.qkv.weights)
+    q = np.split(q_in[0] @ kernel + bias, 3, axis=-1)[0]  # queries from q_in ...
+    _, k, v = np.split(x[0] @ kernel + bias, 3, axis=-1)  # ... keys and values from x
+    heads = []
+    for h in range(2):
+        cols = slice(4 * h, 4 * h + 4)
+        scores = q[:, cols] @ k[:, cols].T / 2.0
+        allowed = ops.convert_to_numpy(mask)[0, 0]
+        w = np.where(allowed, np.exp(scores - scores.max(-1, keepdims=True)), 0.0)
+        w[allowed.any(-1)] /= w[allowed.any(-1)].sum(-1, keepdims=True)
+        heads.append(w @ v[:, cols])
+    proj_kernel, proj_bias = (ops.convert_to_numpy(w) for w in attn.proj.weights)
+    expected = np.concatenate(heads, -1) @ proj_kernel + proj_bias
+    np.testing.assert_allclose(y[0, 1:], expected[1:], atol=1e-5)  # real positions
+    assert np.abs(y - ops.convert_to_numpy(attn(x, mask))).max() > 0.1  # not self-attention
+
+
+def test_sasrec_block_normalises_queries_and_renormalises_the_stream():
+    config = TransformerConfig(vocab_size=10, d_model=8, n_layers=1, dropout=0.0, block="sasrec")
+    block = TransformerBlock(config)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1, 4, 8)).astype("float32") * 3.0
+    mask = attention_mask(np.array([[1, 2, 3, 4]]), causal=True)
+    y = ops.convert_to_numpy(block(x, mask))
+    # by hand: q = LN1(x); s = LN2(q + Attn(q; x)); y = s + W2 relu(W1 s)
+    q = block.ln_1(x)
+    s = ops.convert_to_numpy(block.ln_2(q + block.attn(x, mask, queries=q)))
+    w1, b1, w2, b2 = (ops.convert_to_numpy(w) for w in (*block.fc.weights, *block.fc_proj.weights))
+    assert w1.shape == (8, 8)  # d_ff = d
+    np.testing.assert_allclose(y, s + np.maximum(s @ w1 + b1, 0.0) @ w2 + b2, atol=1e-5)
+    pre_ln = TransformerBlock(dataclasses.replace(config, block="pre_ln", d_ff=8))
+    pre_ln(x, mask)
+    assert pre_ln.count_params() == block.count_params()  # same layers, other wiring
+    pre_ln.set_weights(block.get_weights())
+    assert np.abs(ops.convert_to_numpy(pre_ln(x, mask)) - y).max() > 1e-2
+
+
+def test_sasrec_passes_block_ffn_and_positions_and_trains(split):
+    model = SASRec(n_layers=1, epochs=2, block="sasrec", positions="from_start", d_ff=24, **TINY)
+    config = model._config(10)
+    assert (config.block, config.positions, config.ff_width) == ("sasrec", "from_start", 24)
+    assert "block='sasrec', d_ff=24, positions='from_start'" in repr(model)
+    model.fit(split.train, split.n_users, split.n_items)
+    assert np.isfinite(model.history_[-1]["loss"])
+    with pytest.raises(ValueError, match="block"):
+        SASRec(block="postln", **TINY)
 
 
 def test_scaled_embeddings_equal_a_table_times_sqrt_d():

@@ -66,6 +66,13 @@ class SASRec(SequentialRecommender):
         scale_embeddings: multiply input item embeddings by ``sqrt(embedding_dim)``,
             as Kang & McAuley's SASRec does (see
             :class:`~recsys_book.models.sequential.TransformerConfig`).
+        block: ``"pre_ln"`` (default, nanoGPT's block) or ``"sasrec"`` (Kang &
+            McAuley's wiring: normalised queries, un-normalised keys and values, a
+            ReLU feed-forward layer ``d`` wide); see
+            :class:`~recsys_book.models.sequential.TransformerBlock`.
+        d_ff: feed-forward width (``None``: ``4 d`` for ``"pre_ln"``, ``d`` for ``"sasrec"``).
+        positions: ``"from_end"`` (default) or ``"from_start"``; see
+            :class:`~recsys_book.models.sequential.TransformerEncoder`.
         loss: ``"softmax"`` (full cross-entropy, default), ``"bce"`` (one sampled
             negative per position, the original SASRec) or ``"sampled"``
             (``n_negatives`` per batch with logQ correction).
@@ -96,6 +103,9 @@ class SASRec(SequentialRecommender):
         n_layers: int = 2,
         dropout: float = 0.2,
         scale_embeddings: bool = False,
+        block: str = "pre_ln",
+        d_ff: int | None = None,
+        positions: str = "from_end",
         loss: str = "softmax",
         n_negatives: int = 256,
         proposal: str = "popularity",
@@ -118,13 +128,17 @@ class SASRec(SequentialRecommender):
         self.n_layers = check_positive_int("n_layers", n_layers)
         self.dropout = dropout
         self.scale_embeddings = bool(scale_embeddings)
+        self.block = block
+        self.d_ff = d_ff
+        self.positions = positions
         self._config(n_items=3)  # validates heads, dropout, ... before any training
 
     def _config(self, n_items: int) -> TransformerConfig:
         return TransformerConfig(
             vocab_size=n_items, max_len=self.max_len, d_model=self.embedding_dim,
             n_heads=self.n_heads, n_layers=self.n_layers, dropout=self.dropout, causal=True,
-            scale_embeddings=self.scale_embeddings, seed=self.seed,
+            scale_embeddings=self.scale_embeddings, block=self.block, d_ff=self.d_ff,
+            positions=self.positions, seed=self.seed,
         )  # fmt: skip
 
     def _network(self) -> SASRecNetwork:
@@ -151,5 +165,8 @@ class SASRec(SequentialRecommender):
             f"SASRec({self._config_repr()}, n_heads={self.n_heads}, n_layers={self.n_layers}, "
             f"dropout={self.dropout}"
             + (", scale_embeddings=True" if self.scale_embeddings else "")
+            + (f", block={self.block!r}" if self.block != "pre_ln" else "")
+            + (f", d_ff={self.d_ff}" if self.d_ff is not None else "")
+            + (f", positions={self.positions!r}" if self.positions != "from_end" else "")
             + ")"
         )

@@ -19,7 +19,8 @@ This module holds what they share:
   :class:`TransformerBlock` and :class:`TransformerEncoder`: a transformer in
   the style of nanoGPT's ``model.py`` -- scaled dot-product attention with a
   causal (or bidirectional) mask and a padding mask, learned positional
-  embeddings, pre-LayerNorm blocks -- in ``keras.ops``/``keras.layers`` only;
+  embeddings, pre-LayerNorm blocks (or Kang & McAuley's SASRec wiring) -- in
+  ``keras.ops``/``keras.layers`` only;
 * :func:`attention_mask`, the boolean mask written out so it can be tested;
 * :class:`NextItemNetwork`, the Keras model whose ``compute_loss`` implements
   the three losses of :mod:`recsys_book.losses` a sequence model is trained with
@@ -30,8 +31,9 @@ This module holds what they share:
 
 Layout of a sequence: a ``(batch, width) int`` array of item indices,
 **left-padded** with 0 and the most recent item in the last column (as
-:func:`recsys_book.preprocessing.build_sequences` makes them). Positions are
-counted as if every sequence were left-padded to ``max_len``: column ``c`` of a
+:func:`recsys_book.preprocessing.build_sequences` makes them). By default
+positions are counted as if every sequence were left-padded to ``max_len``
+(``positions="from_start"`` counts from each first item instead): column ``c`` of a
 width-``W`` array has position ``max_len - W + c``, so dropping all-padding
 columns on the left changes nothing, and training batches can be trimmed to
 their longest sequence.
@@ -82,6 +84,10 @@ __all__ = [
 LOSSES = ("softmax", "sampled", "bce")
 PROPOSALS = ("uniform", "popularity")
 LR_SCHEDULES = ("constant", "cosine")
+#: Transformer block wirings (see :class:`TransformerBlock`).
+BLOCKS = ("pre_ln", "sasrec")
+#: Where positional embeddings are counted from (see :class:`TransformerEncoder`).
+POSITIONS = ("from_end", "from_start")
 ORDER_COLUMNS = ("timestamp", "position")
 
 
@@ -99,7 +105,9 @@ class TransformerConfig:
         d_model: width ``d`` of embeddings and hidden states.
         n_heads: attention heads; ``d_model`` must be divisible by it.
         n_layers: transformer blocks.
-        d_ff: width of the feed-forward layer of each block (``None``: ``4 d``).
+        d_ff: width of the feed-forward layer of each block (``None``: ``4 d`` for
+            the ``"pre_ln"`` block, ``d`` for the ``"sasrec"`` block, as each
+            original has it).
         dropout: dropout rate on embeddings, attention weights and residual branches.
         causal: position ``t`` attends only to positions ``<= t`` (SASRec); ``False``
             lets every position attend to the whole sequence (BERT4Rec).
@@ -108,10 +116,17 @@ class TransformerConfig:
             they enter the encoder (not in the output layer), as the original
             Transformer and SASRec do; with ``init_std = 0.02`` the items then
             outweigh the positional embeddings eightfold at ``d = 64``.
+        block: ``"pre_ln"`` (default; nanoGPT's pre-LayerNorm block) or ``"sasrec"``
+            (Kang & McAuley's wiring, as in their code); see :class:`TransformerBlock`.
+        positions: ``"from_end"`` (default): the last column is always position
+            ``max_len - 1``; ``"from_start"``: each sequence's first real item is
+            position 0, as in right-padded implementations. See
+            :class:`TransformerEncoder`.
         seed: seeds initial weights and dropout.
 
     Raises:
-        ValueError: a size out of range, or ``d_model`` not divisible by ``n_heads``.
+        ValueError: a size out of range, ``d_model`` not divisible by ``n_heads``,
+            or an unknown ``block`` or ``positions``.
     """
 
     vocab_size: int
@@ -124,9 +139,16 @@ class TransformerConfig:
     causal: bool = True
     init_std: float = 0.02
     scale_embeddings: bool = False
+    block: str = "pre_ln"
+    positions: str = "from_end"
     seed: int = 42
 
     def __post_init__(self) -> None:
+        for name, allowed in (("block", BLOCKS), ("positions", POSITIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is unknown; choose one of {allowed}."
+                )
         for name in ("vocab_size", "max_len", "d_model", "n_heads", "n_layers"):
             check_positive_int(name, getattr(self, name))
         if self.d_ff is not None:
@@ -142,7 +164,9 @@ class TransformerConfig:
 
     @property
     def ff_width(self) -> int:
-        return self.d_ff if self.d_ff is not None else 4 * self.d_model
+        if self.d_ff is not None:
+            return self.d_ff
+        return self.d_model if self.block == "sasrec" else 4 * self.d_model
 
 
 def _normal(std: float, seed: int):
@@ -180,6 +204,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     Call: ``x (B, W, d)``, ``mask (B, 1, W, W) bool`` -> ``(B, W, d)``, and also
     the attention weights ``(B, n_heads, W, W) float32`` with ``return_weights``.
+    ``queries (B, W, d)``, if given, supplies the queries while ``x`` supplies
+    keys and values (the ``"sasrec"`` block); by default all three come from ``x``.
     """
 
     def __init__(self, config: TransformerConfig, **kwargs):
@@ -195,7 +221,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.attn_dropout = keras.layers.Dropout(config.dropout, seed=seed + 2)
         self.resid_dropout = keras.layers.Dropout(config.dropout, seed=seed + 3)
 
-    def call(self, x, mask, training=False, return_weights=False):
+    def call(self, x, mask, training=False, return_weights=False, queries=None):
         h = self.config.n_heads
         d_head = self.config.d_model // h
         batch, width = ops.shape(x)[0], ops.shape(x)[1]
@@ -204,6 +230,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             return ops.transpose(ops.reshape(t, (batch, width, h, d_head)), (0, 2, 1, 3))
 
         q, k, v = (split_heads(t) for t in ops.split(self.qkv(x), 3, axis=-1))
+        if queries is not None:  # one more (B, W, d) x (d, 3d) product; small beside the items
+            q = split_heads(ops.split(self.qkv(queries), 3, axis=-1)[0])
         scores = ops.matmul(
             ops.cast(q, "float32"), ops.transpose(ops.cast(k, "float32"), (0, 1, 3, 2))
         )
@@ -217,20 +245,30 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
 
 class TransformerBlock(keras.layers.Layer):
-    """One pre-LayerNorm transformer block: ``x + Attn(LN(x))``, then ``x + FFN(LN(x))``.
+    """One transformer block, wired as ``config.block`` says.
 
-    The feed-forward network is ``Dense(d_ff, gelu) -> Dense(d) -> Dropout``,
-    applied to every position separately. Call as :class:`MultiHeadSelfAttention`.
+    * ``"pre_ln"`` (nanoGPT, GPT-2): ``x + Attn(LN(x))``, then ``x + FFN(LN(x))``,
+      with ``FFN = Dense(d_ff, gelu) -> Dense(d) -> Dropout``. The residual
+      stream itself is never normalised.
+    * ``"sasrec"`` (Kang & McAuley's code): the queries are normalised, keys and
+      values are not, and the residual starts from the normalised queries:
+      ``q = LN(x); x = LN(q + Attn(q; x, x))``, then ``x + FFN(x)`` with
+      ``FFN = Dense(d_ff, relu) -> Dropout -> Dense(d) -> Dropout`` and ``d_ff =
+      d``. Every block so renormalises the stream it passes on.
+
+    Both have the same layers and so the same parameters for the same ``d_ff``.
+    Call as :class:`MultiHeadSelfAttention`.
     """
 
     def __init__(self, config: TransformerConfig, **kwargs):
         super().__init__(**kwargs)
         seed = config.seed
+        self.sasrec = config.block == "sasrec"
         self.ln_1 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_1")
         self.attn = MultiHeadSelfAttention(config, name="attn")
         self.ln_2 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_2")
         self.fc = keras.layers.Dense(
-            config.ff_width, activation="gelu",
+            config.ff_width, activation="relu" if self.sasrec else "gelu",
             kernel_initializer=_normal(config.init_std, seed + 4), name="fc",
         )  # fmt: skip
         self.fc_proj = keras.layers.Dense(
@@ -239,11 +277,20 @@ class TransformerBlock(keras.layers.Layer):
             name="fc_proj",
         )
         self.ff_dropout = keras.layers.Dropout(config.dropout, seed=seed + 6)
+        if self.sasrec:  # only here, so the pre-LN block's state stays as it was
+            self.fc_dropout = keras.layers.Dropout(config.dropout, seed=seed + 7)
 
     def call(self, x, mask, training=False, return_weights=False):
-        a, weights = self.attn(self.ln_1(x), mask, training=training, return_weights=True)
-        x = x + a
-        x = x + self.ff_dropout(self.fc_proj(self.fc(self.ln_2(x))), training=training)
+        if self.sasrec:
+            q = self.ln_1(x)
+            a, weights = self.attn(x, mask, training=training, return_weights=True, queries=q)
+            x = self.ln_2(q + a)
+            hidden = self.fc_dropout(self.fc(x), training=training)
+            x = x + self.ff_dropout(self.fc_proj(hidden), training=training)
+        else:
+            a, weights = self.attn(self.ln_1(x), mask, training=training, return_weights=True)
+            x = x + a
+            x = x + self.ff_dropout(self.fc_proj(self.fc(self.ln_2(x))), training=training)
         return (x, weights) if return_weights else x
 
 
@@ -253,7 +300,11 @@ class TransformerEncoder(keras.layers.Layer):
     Call: ``sequences (B, W) int`` with ``W <= max_len``, left-padded with 0 ->
     ``(B, W, d)`` hidden states (zero at padding positions); with
     ``return_attention=True`` also a list of ``n_layers`` attention weight arrays
-    ``(B, n_heads, W, W)``. Column ``c`` gets positional embedding ``max_len - W + c``.
+    ``(B, n_heads, W, W)``. With ``positions="from_end"`` column ``c`` gets
+    positional embedding ``max_len - W + c`` (so the most recent item is always
+    position ``max_len - 1``); with ``"from_start"`` each sequence's first real
+    item gets position 0, the next 1, and so on (the last item's position then
+    tells the model how long the history is).
 
     Attributes:
         item_embedding: the ``(vocab_size, d)`` table, shared with the output layer.
@@ -284,12 +335,17 @@ class TransformerEncoder(keras.layers.Layer):
     def call(self, sequences, training=False, return_attention=False):
         sequences = ops.cast(sequences, "int32")
         width = ops.shape(sequences)[1]
-        positions = ops.arange(self.config.max_len - width, self.config.max_len, dtype="int32")
+        real = ops.cast(ops.not_equal(sequences, 0), "int32")  # (B, W)
         x = self.item_embedding(sequences)
         if self.config.scale_embeddings:
             x = x * math.sqrt(self.config.d_model)
-        x = x + self.position_embedding(positions)[None, :, :]
-        keep = ops.cast(ops.not_equal(sequences, 0), x.dtype)[:, :, None]  # (B, W, 1)
+        if self.config.positions == "from_start":
+            positions = ops.maximum(ops.cumsum(real, axis=1) - 1, 0)  # (B, W)
+            x = x + self.position_embedding(positions)
+        else:
+            positions = ops.arange(self.config.max_len - width, self.config.max_len, dtype="int32")
+            x = x + self.position_embedding(positions)[None, :, :]
+        keep = ops.cast(real, x.dtype)[:, :, None]  # (B, W, 1)
         x = self.dropout(x, training=training) * keep
         mask = attention_mask(sequences, self.config.causal)
         maps = []
