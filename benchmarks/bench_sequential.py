@@ -127,6 +127,7 @@ def make_model(args):
         max_len=args.max_len, embedding_dim=args.dim, loss=args.loss, epochs=args.epochs,
         batch_size=args.batch_size, max_positions=args.max_positions,
         learning_rate=args.lr, lr_schedule=args.lr_schedule, n_negatives=args.negatives,
+        position_weighted=args.position_weighted,
         proposal=args.proposal,
         seed=args.seed, verbose=True,
         jit_compile=args.jit,
@@ -185,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("constant", "cosine"),
         default="constant",
         help="cosine: the step size falls from --lr to 0 over --epochs (set --epochs to what fits)",
+    )
+    parser.add_argument(
+        "--position-weighted",
+        action="store_true",
+        help="every training target weighs the same (not every batch): sum / mean targets",
     )
     parser.add_argument("--negatives", type=int, default=256)
     parser.add_argument("--val-users", type=int, default=10_000)

@@ -28,6 +28,7 @@ from recsys_book.models.sequential import (
     bucket_widths,
     length_batches,
     ops,
+    ordered,
     sparse_targets,
 )
 from recsys_book.preprocessing import encode_ids, leave_one_out_split
@@ -561,3 +562,39 @@ def test_bert4rec_scores_only_the_masked_positions_with_the_same_loss(split, los
     a = model.network_.compute_loss(y=sparse, y_pred=hidden)
     b = model.network_.compute_loss(y=dense, y_pred=hidden)
     assert float(ops.convert_to_numpy(a)) == pytest.approx(float(ops.convert_to_numpy(b)), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sampled", "bce"])
+def test_position_weighting_sums_the_targets_over_the_mean_per_batch(split, loss):
+    kw = dict(n_layers=1, epochs=1, loss=loss, n_negatives=32, max_positions=200, **TINY)
+    model = SASRec(position_weighted=True, **kw).fit(split.train, split.n_users, split.n_items)
+    assert "position_weighted=True" in repr(model)
+    rows, _ = model._training_sequences(ordered(split.train))
+    rows = rows[(rows != 0).sum(axis=1) >= 2]  # the rows fit trains on
+    lengths = (rows != 0).sum(axis=1)
+    n_batches = len(length_batches(lengths, 64, np.random.default_rng(0), 200))
+    scale = model.network_.position_scale
+    assert scale == pytest.approx(n_batches / (lengths - 1).sum())
+    net = model.network_
+    for width, n_rows in ((3, 40), (12, 10)):  # a short batch and a long one
+        x, t = model._batch(rows[lengths >= width][:n_rows, -width:], np.random.default_rng(0))
+        y = model._targets(t, np.random.default_rng(1))
+        hidden = net(x)
+        net.position_scale = None
+        mean = float(ops.convert_to_numpy(net.compute_loss(y=y, y_pred=hidden)))
+        net.position_scale = scale
+        weighted = float(ops.convert_to_numpy(net.compute_loss(y=y, y_pred=hidden)))
+        assert weighted == pytest.approx(mean * (t != 0).sum() * scale, rel=1e-5)
+    plain = SASRec(**kw).fit(split.train, split.n_users, split.n_items)
+    assert plain.network_.position_scale is None
+
+
+def test_bert4rec_expects_as_many_masked_targets_as_it_draws(split):
+    model = BERT4Rec(n_layers=1, epochs=1, mask_prob=0.3, position_weighted=True, **TINY)
+    model.fit(split.train, split.n_users, split.n_items)
+    rows = model.sequences_[(model.sequences_ != 0).sum(axis=1) >= 2]
+    rng = np.random.default_rng(0)
+    drawn = np.mean([(model._batch(rows, rng)[1] != 0).sum() for _ in range(200)])
+    expected = model._targets_per_row((rows != 0).sum(axis=1)).sum()
+    assert drawn == pytest.approx(expected, rel=0.01)
+    assert np.isfinite(model.history_[-1]["loss"])

@@ -74,7 +74,8 @@ class BERT4Rec(SequentialRecommender):
             computed at masked positions only.
         n_negatives, proposal, epochs, batch_size: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
-        max_positions, learning_rate, lr_schedule, seed, jit_compile, verbose: see
+        max_positions, learning_rate, lr_schedule, position_weighted, seed, jit_compile,
+            verbose: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
 
     After ``fit``, the attributes are those of :class:`~recsys_book.models.sasrec.SASRec`,
@@ -101,6 +102,7 @@ class BERT4Rec(SequentialRecommender):
         max_positions: int | None = None,
         learning_rate: float = 0.001,
         lr_schedule: str = "constant",
+        position_weighted: bool = False,
         seed: int = 42,
         jit_compile: bool | str = False,
         verbose: bool = False,
@@ -110,6 +112,7 @@ class BERT4Rec(SequentialRecommender):
             proposal=proposal, epochs=epochs, batch_size=batch_size,
             max_positions=max_positions, learning_rate=learning_rate, seed=seed,
             jit_compile=jit_compile, verbose=verbose, lr_schedule=lr_schedule,
+            position_weighted=position_weighted,
         )  # fmt: skip
         self.n_heads = check_positive_int("n_heads", n_heads)
         self.n_layers = check_positive_int("n_layers", n_layers)
@@ -147,6 +150,10 @@ class BERT4Rec(SequentialRecommender):
         inputs = np.where(masked, self.mask_token_, rows)
         targets = np.where(masked, rows, 0)
         return inputs, targets
+
+    def _targets_per_row(self, lengths: np.ndarray) -> np.ndarray:
+        """Expected masked items: ``mask_prob`` of each row, or its last one if none was."""
+        return lengths * self.mask_prob + (1.0 - self.mask_prob) ** lengths
 
     def _targets(self, targets: np.ndarray, rng: np.random.Generator):
         """As the base class, with the masked positions only (``softmax``/``sampled``):

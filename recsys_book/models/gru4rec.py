@@ -69,7 +69,8 @@ class GRU4Rec(SequentialRecommender):
         loss: ``"softmax"`` (full cross-entropy, default), ``"sampled"`` or ``"bce"``.
         n_negatives, proposal, epochs, batch_size: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
-        max_positions, learning_rate, lr_schedule, seed, jit_compile, verbose: see
+        max_positions, learning_rate, lr_schedule, position_weighted, seed, jit_compile,
+            verbose: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
 
     After ``fit``, the attributes are those of :class:`~recsys_book.models.sasrec.SASRec`.
@@ -91,6 +92,7 @@ class GRU4Rec(SequentialRecommender):
         max_positions: int | None = None,
         learning_rate: float = 0.001,
         lr_schedule: str = "constant",
+        position_weighted: bool = False,
         seed: int = 42,
         jit_compile: bool | str = False,
         verbose: bool = False,
@@ -100,6 +102,7 @@ class GRU4Rec(SequentialRecommender):
             proposal=proposal, epochs=epochs, batch_size=batch_size,
             max_positions=max_positions, learning_rate=learning_rate, seed=seed,
             jit_compile=jit_compile, verbose=verbose, lr_schedule=lr_schedule,
+            position_weighted=position_weighted,
         )  # fmt: skip
         dropout = check_nonnegative("dropout", dropout)
         if dropout >= 1.0:

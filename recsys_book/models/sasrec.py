@@ -77,7 +77,7 @@ class SASRec(SequentialRecommender):
             negative per position, the original SASRec) or ``"sampled"``
             (``n_negatives`` per batch with logQ correction).
         n_negatives, proposal: the negatives of ``"sampled"``.
-        epochs, batch_size, max_positions, learning_rate, lr_schedule: see
+        epochs, batch_size, max_positions, learning_rate, lr_schedule, position_weighted: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
         seed, jit_compile, verbose: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
@@ -114,6 +114,7 @@ class SASRec(SequentialRecommender):
         max_positions: int | None = None,
         learning_rate: float = 0.001,
         lr_schedule: str = "constant",
+        position_weighted: bool = False,
         seed: int = 42,
         jit_compile: bool | str = False,
         verbose: bool = False,
@@ -123,6 +124,7 @@ class SASRec(SequentialRecommender):
             proposal=proposal, epochs=epochs, batch_size=batch_size,
             max_positions=max_positions, learning_rate=learning_rate, seed=seed,
             jit_compile=jit_compile, verbose=verbose, lr_schedule=lr_schedule,
+            position_weighted=position_weighted,
         )  # fmt: skip
         self.n_heads = check_positive_int("n_heads", n_heads)
         self.n_layers = check_positive_int("n_layers", n_layers)
