@@ -69,8 +69,9 @@ class GRU4Rec(SequentialRecommender):
         loss: ``"softmax"`` (full cross-entropy, default), ``"sampled"`` or ``"bce"``.
         n_negatives, proposal, epochs, batch_size: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
-        max_positions, learning_rate, lr_schedule, position_weighted, seed, jit_compile,
-            verbose: see
+        max_positions, learning_rate, lr_schedule: see
+            :class:`~recsys_book.models.sequential.SequentialRecommender`.
+        position_weighted, seed, jit_compile, verbose: see
             :class:`~recsys_book.models.sequential.SequentialRecommender`.
 
     After ``fit``, the attributes are those of :class:`~recsys_book.models.sasrec.SASRec`.
