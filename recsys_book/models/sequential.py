@@ -627,7 +627,7 @@ class SequentialRecommender(Recommender):
         position_weighted: ``False`` (default): a batch's loss is the mean over its
             targets, so every batch counts the same; batches hold sequences of
             similar length, so a target in a batch of short histories weighs more
-            (on Beauty up to about five times) than one in a batch of long ones.
+            (on Beauty up to about eight times) than one in a batch of long ones.
             ``True``: the sum over the batch's targets divided by the mean number
             of targets per batch, so every target counts the same, as when
             batches mix lengths at random (the reference implementations).
@@ -796,9 +796,8 @@ class SequentialRecommender(Recommender):
         keras.utils.set_random_seed(self.seed)
         self.network_ = self._network()
         if self.position_weighted:  # 1 / (mean targets per batch): the same every epoch
-            n_batches = len(length_batches(lengths, self.batch_size, np.random.default_rng(0),
-                                           self.max_positions, widths))  # fmt: skip
-            self.network_.position_scale = n_batches / float(self._targets_per_row(lengths).sum())
+            n_targets = float(self._targets_per_row(lengths).sum())
+            self.network_.position_scale = self._steps_per_epoch(lengths, widths) / n_targets
         self.network_.compile(
             optimizer=keras.optimizers.Adam(self._learning_rate(lengths, widths)),
             jit_compile=self.jit_compile,
@@ -845,10 +844,13 @@ class SequentialRecommender(Recommender):
         """Adam's step size: the float, or a cosine decay to 0 over every planned step."""
         if self.lr_schedule == "constant":
             return self.learning_rate
-        # the batch sizes depend on the lengths only, not on the shuffle: same count every epoch
-        steps = len(length_batches(lengths, self.batch_size, np.random.default_rng(0),
-                                   self.max_positions, widths))  # fmt: skip
+        steps = self._steps_per_epoch(lengths, widths)
         return keras.optimizers.schedules.CosineDecay(self.learning_rate, self.epochs * steps)
+
+    def _steps_per_epoch(self, lengths: np.ndarray, widths: np.ndarray | None) -> int:
+        """Batches in an epoch: they depend on the lengths only, not on the shuffle."""
+        return len(length_batches(lengths, self.batch_size, np.random.default_rng(0),
+                                  self.max_positions, widths))  # fmt: skip
 
     def _validate(
         self, train: pd.DataFrame, validation: pd.DataFrame, users: np.ndarray | None
