@@ -138,7 +138,8 @@ def make_model(args):
                       d_ff=args.d_ff, positions=args.positions, **common)  # fmt: skip
     if args.model == "bert4rec":
         return BERT4Rec(n_layers=args.layers, n_heads=args.heads, dropout=args.dropout,
-                        scale_embeddings=args.scale_embeddings, **common)  # fmt: skip
+                        scale_embeddings=args.scale_embeddings, mask_prob=args.mask_prob,
+                        **common)  # fmt: skip
     return GRU4Rec(dropout=args.dropout, **common)
 
 
@@ -178,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="popularity",
         help="where --loss sampled draws its negatives (logQ-corrected)",
     )
+    parser.add_argument(
+        "--mask-prob", type=float, default=0.2,
+        help="BERT4Rec: share of each training sequence's items hidden behind [mask]",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-positions", type=int, default=2048)
     parser.add_argument("--lr", type=float, default=0.002)

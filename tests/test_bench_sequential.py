@@ -23,6 +23,10 @@ def test_options_lists_only_flags_that_differ_from_the_defaults():
     cosine = parser.parse_args(["--lr", "0.004", "--lr-schedule", "cosine"])
     assert bench.options(parser, cosine) == "`--lr 0.004` `--lr-schedule cosine`"
     assert bench.make_model(cosine).lr_schedule == "cosine"
+    masked = parser.parse_args(["--model", "bert4rec", "--mask-prob", "0.4"])
+    assert bench.options(parser, masked) == "`--model bert4rec` `--mask-prob 0.4`"
+    assert bench.make_model(masked).mask_prob == 0.4
+    assert bench.make_model(parser.parse_args(["--model", "bert4rec"])).mask_prob == 0.2
 
 
 def test_header_and_row_have_the_same_columns():
