@@ -57,6 +57,7 @@ from recsys_book.models.base import (
     check_positive_int,
 )
 from recsys_book.preprocessing import build_sequences, shifted_sequences
+from recsys_book.reports import epoch_line
 from recsys_book.runtime import import_keras
 
 keras = import_keras()
@@ -831,7 +832,7 @@ class SequentialRecommender(Recommender):
                     waited += 1
             self.history_.append(record)
             if self.verbose:
-                print(", ".join(f"{k}={v:.4g}" for k, v in record.items()), flush=True)
+                print(epoch_line(record), flush=True)
             if patience is not None and waited >= patience:
                 break
             if self._max_seconds is not None and time.perf_counter() - start >= self._max_seconds:
