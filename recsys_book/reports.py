@@ -22,7 +22,7 @@ import pandas as pd
 
 __all__ = ["epoch_line", "parse_epoch_line", "read_run_log", "read_results_table"]
 
-_FIELD = re.compile(r"([A-Za-z_]+(?:@\d+)?)=([-+\d.eE]+|nan|inf)")
+_FIELD = re.compile(r"([A-Za-z_]+(?:@\d+)?)=(-?(?:nan|inf)|[-+\d.eE]+)")
 _TEST = re.compile(r"\b(HR@10|NDCG@10)=([\d.]+)")
 _FIT = re.compile(r"\bfit (\d+(?:\.\d+)?) s wall")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recsys_book.reports import epoch_line, parse_epoch_line, read_results_table, read_run_log
@@ -24,7 +25,8 @@ def test_an_epoch_line_reads_back_to_its_record():
     back = parse_epoch_line(line)
     assert list(back) == list(record)
     assert back == pytest.approx(record, rel=1e-3)
-    assert parse_epoch_line("epoch=1, loss=nan, seconds=1e+03")["seconds"] == 1000.0
+    odd = parse_epoch_line("epoch=1, loss=nan, seconds=1e+03, val_HR@10=-inf")
+    assert np.isnan(odd["loss"]) and odd["seconds"] == 1000.0 and odd["val_HR@10"] == -np.inf
     with pytest.raises(ValueError, match="start with 'epoch='"):
         parse_epoch_line("TEST (full ranking): HR@10=0.1")
 
