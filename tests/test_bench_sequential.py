@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -45,3 +46,18 @@ def test_rows_go_under_the_table_and_above_the_notes(tmp_path):
     lines = path.read_text().splitlines()
     assert lines.index("| second |") == lines.index("| first |") + 1
     assert lines[-1] == "Notes on the first row."
+
+
+def test_the_gpu_check_passes_flags_the_script_accepts():
+    """benchmarks/gpu_check.sh runs on a borrowed GPU: a misspelt flag would waste the loan."""
+    script = (Path(bench.__file__).parent / "gpu_check.sh").read_text().replace("\\\n", " ")
+    base = re.search(r'BENCH="[^"]*?bench_sequential\.py([^"]*)"', script).group(1)
+    base = base.replace("$MINUTES", "5").replace("$OUT", "/tmp")
+    runs = [ln.split(">")[0].replace("$BENCH", base).split()
+            for ln in script.splitlines() if ln.startswith("$BENCH")]  # fmt: skip
+    parser = bench.build_parser()
+    parsed = [parser.parse_args(run) for run in runs]  # exits (SystemExit) on an unknown flag
+    assert [a.model for a in parsed] == ["sasrec", "sasrec", "bert4rec"]
+    assert all(a.dataset == "beauty" and a.max_minutes == 5.0 and a.jit for a in parsed)
+    assert parsed[1].mixed_precision == "bfloat16"
+    assert parsed[2].mask_prob == 0.4 and parsed[2].dropout == 0.3 and parsed[2].position_weighted
